@@ -1,0 +1,122 @@
+"""The one exception tree of promptc.
+
+    PromptcError                 base; carries an exit code for the CLI
+    ├── SpecError                a spec (YAML) is wrong: file, line, column, dotted path
+    ├── InputError               a data file (JSONL) is wrong: file and line
+    ├── UsageError               a flag or argument combination is wrong
+    ├── ParseError               an LM reply could not be parsed into typed fields
+    ├── AssertionFailed          reserved for run-time constraints
+    └── LMError                  the LM endpoint failed (after retries, or fatally)
+        ├── LMAuthError          401/403: wrong or missing key
+        └── LMConfigError        400/404: unknown model, bad base URL, bad request
+
+The CLI is the single place that turns these into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Exit codes shared by every command (documented in README and --help).
+EXIT_OK = 0
+EXIT_ROWS_FAILED = 1  # quality / per-row failures: the job ran, some results are bad
+EXIT_USAGE = 2  # spec, usage or input error: nothing was spent
+EXIT_LM = 3  # LM / infrastructure failure that stopped the job
+EXIT_INTERRUPTED = 130
+
+
+class PromptcError(Exception):
+    """Base class of every error promptc raises on purpose."""
+
+    exit_code: int = EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a file something is: 1-based line and column, plus a dotted path."""
+
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: str | None = None
+
+    def __str__(self) -> str:
+        parts = [self.file or "<spec>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+class SpecError(PromptcError):
+    """A spec file is invalid. Holds one or more located problems."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems: list[tuple[Location, str]] | str, location: Location | None = None):
+        if isinstance(problems, str):
+            problems = [(location or Location(), problems)]
+        self.problems = problems
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        lines = []
+        for loc, msg in self.problems:
+            where = f"{loc.path}: " if loc.path else ""
+            lines.append(f"{loc}: {where}{msg}")
+        return "\n".join(lines)
+
+
+class InputError(PromptcError):
+    """A data file is invalid (bad JSON, missing field, wrong encoding...)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None):
+        self.file, self.line = file, line
+        prefix = file or "<input>"
+        if line is not None:
+            prefix += f":{line}"
+        super().__init__(f"{prefix}: {message}")
+
+
+class UsageError(PromptcError):
+    """A command was called with arguments that do not fit together."""
+
+    exit_code = EXIT_USAGE
+
+
+class ParseError(PromptcError):
+    """An LM completion could not be turned into the signature's typed outputs."""
+
+    exit_code = EXIT_ROWS_FAILED
+
+    def __init__(self, message: str, *, completion: str | None = None):
+        self.completion = completion
+        super().__init__(message)
+
+
+class AssertionFailed(PromptcError):
+    """A hard constraint on a step's output still failed after its retries."""
+
+    exit_code = EXIT_ROWS_FAILED
+
+
+class LMError(PromptcError):
+    """The LM endpoint failed. `retryable` says whether trying again may help."""
+
+    exit_code = EXIT_LM
+
+    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1,
+                 retryable: bool = False):
+        self.status, self.attempts, self.retryable = status, attempts, retryable
+        super().__init__(message)
+
+
+class LMAuthError(LMError):
+    """The endpoint refused the credentials (401/403). Fatal for a whole run."""
+
+
+class LMConfigError(LMError):
+    """The request can never succeed as configured (400/404: model, URL, parameters)."""
