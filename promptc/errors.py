@@ -5,6 +5,7 @@
     ├── InputError               a data file (JSONL) is wrong: file and line
     ├── UsageError               a flag or argument combination is wrong
     ├── ParseError               an LM reply could not be parsed into typed fields
+    ├── StepFailed               a program step failed for one example (carries the trace)
     ├── AssertionFailed          reserved for run-time constraints
     └── LMError                  the LM endpoint failed (after retries, or fatally)
         ├── LMAuthError          401/403: wrong or missing key
@@ -95,6 +96,16 @@ class ParseError(PromptcError):
     def __init__(self, message: str, *, completion: str | None = None):
         self.completion = completion
         super().__init__(message)
+
+
+class StepFailed(PromptcError):
+    """A step of a program failed for one example; the run of other examples goes on."""
+
+    exit_code = EXIT_ROWS_FAILED
+
+    def __init__(self, step: str, cause: Exception, trace: object = None):
+        self.step, self.cause, self.trace = step, cause, trace
+        super().__init__(f"step '{step}': {cause}")
 
 
 class AssertionFailed(PromptcError):

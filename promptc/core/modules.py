@@ -1,0 +1,119 @@
+"""Modules: the LM-calling units of a program (`predict`, `chain_of_thought`).
+
+A module owns a signature, its demos and its instructions (what compile tunes),
+and knows how to turn one set of inputs into typed outputs through an adapter
+and an LM, recording a TraceStep as it goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from promptc.core.adapter import ChatAdapter
+from promptc.core.signature import FieldSpec, Signature
+from promptc.core.trace import Trace, TraceStep
+from promptc.errors import ParseError, UsageError
+from promptc.lm.base import LM, LMRequest, Usage
+
+REASONING = FieldSpec(name="reasoning", desc="Think step by step in order to produce the outputs.")
+
+
+@dataclass
+class CallContext:
+    """What a module needs to make a call: LMs by name, the adapter, the trace to append to."""
+
+    lms: Mapping[str, LM]
+    adapter: ChatAdapter = field(default_factory=ChatAdapter)
+    trace: Trace = field(default_factory=Trace)
+    sample_index: int = 0
+
+    def lm(self, name: str | None) -> LM:
+        key = name or "default"
+        try:
+            return self.lms[key]
+        except KeyError:
+            raise UsageError(f"no LM named {key!r} is configured (have: {', '.join(self.lms) or 'none'})") from None
+
+
+class Predict:
+    """Ask the LM for the signature's outputs given its inputs."""
+
+    kind: ClassVar[str] = "predict"
+
+    def __init__(self, signature: Signature, *, name: str | None = None,
+                 demos: Sequence[Mapping[str, Any]] = (), lm: str | None = None,
+                 json_mode: bool = False):
+        self.signature = signature
+        self.name = name or signature.name
+        self.demos: list[dict[str, Any]] = [dict(d) for d in demos]
+        self.lm = lm
+        self.json_mode = json_mode
+
+    @property
+    def prompt_signature(self) -> Signature:
+        """The signature as the LM sees it (chain-of-thought adds a reasoning output)."""
+        return self.signature
+
+    @property
+    def optional_outputs(self) -> tuple[str, ...]:
+        return ()
+
+    def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None) -> list[Any]:
+        """The messages this module would send for `inputs` (no LM call)."""
+        adapter = adapter or ChatAdapter()
+        return adapter.format(self.prompt_signature, inputs=inputs, demos=self.demos,
+                              json_mode=self.json_mode)
+
+    async def acall(self, inputs: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """Run once; append a TraceStep to `ctx.trace`; return the typed outputs."""
+        sig = self.prompt_signature
+        lm = ctx.lm(self.lm)
+        messages = self.render(inputs, ctx.adapter)
+        response_format = ctx.adapter.response_format(sig) if self.json_mode else None
+        record = TraceStep(step=self.name, module=self.kind, inputs=dict(inputs), messages=messages)
+        ctx.trace.steps.append(record)
+        request = LMRequest(model=lm.model, messages=messages, response_format=response_format,
+                            sample_index=ctx.sample_index)
+        try:
+            response = await lm.complete(request)
+            record.usage.add(response.usage)
+            record.completion = response.text
+            try:
+                outputs = ctx.adapter.parse(sig, response.text, optional=self.optional_outputs)
+            except ParseError as first:
+                # One explicit, counted re-ask with the error fed back; never a hidden call.
+                record.attempts = 2
+                retry_messages = ctx.adapter.reask(messages, response.text, str(first), sig,
+                                                   json_mode=self.json_mode)
+                retry = await lm.complete(request.model_copy(update={"messages": retry_messages}))
+                record.usage.add(retry.usage)
+                record.usage.add(Usage(parse_retries=1))
+                record.completion = retry.text
+                outputs = ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
+        except Exception as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+            raise
+        record.outputs = outputs
+        return outputs
+
+
+class ChainOfThought(Predict):
+    """Predict with a `reasoning` output written before the real outputs."""
+
+    kind: ClassVar[str] = "chain_of_thought"
+
+    @property
+    def prompt_signature(self) -> Signature:
+        if self.signature.output("reasoning"):
+            return self.signature
+        return self.signature.prepend_output(REASONING)
+
+    @property
+    def optional_outputs(self) -> tuple[str, ...]:
+        # A missing reasoning section should not sink an otherwise good answer.
+        return ("reasoning",)
+
+
+MODULES: dict[str, type[Predict]] = {"predict": Predict, "chain_of_thought": ChainOfThought}

@@ -1,0 +1,43 @@
+"""Traces: what each step of a program saw, said and cost, per example.
+
+Optimizers bootstrap demos from traces (a successful run's intermediate steps become
+demos for those steps), so traces are plain, serializable, first-class records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from promptc.lm.base import Message, Usage
+
+
+class TraceStep(BaseModel):
+    """One module call inside a program run."""
+
+    step: str
+    module: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    messages: list[Message] = Field(default_factory=list)
+    completion: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+    attempts: int = 1  # 2 when the reply had to be re-asked after a parse failure
+
+
+class Trace(BaseModel):
+    """The ordered steps of one program run."""
+
+    steps: list[TraceStep] = Field(default_factory=list)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for s in self.steps:
+            total.add(s.usage)
+        return total
+
+    def for_step(self, name: str) -> list[TraceStep]:
+        return [s for s in self.steps if s.step == name]

@@ -1,0 +1,194 @@
+"""The OpenAI-compatible LM: the `openai` async client on the aiohttp transport.
+
+Works against OpenAI, vLLM, Ollama, llama.cpp server, or promptc.testing's fake server.
+The SDK's own retries are off (`max_retries=0`): tenacity owns retrying, so retries
+never stack. Concurrency adapts to 429s (AIMD) and an optional client-side limiter
+keeps requests and tokens per minute under the configured budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from promptc.errors import LMAuthError, LMConfigError, LMError
+from promptc.lm.base import LMRequest, LMResponse, Price, Usage
+from promptc.lm.cache import SQLiteCache
+from promptc.lm.ratelimit import AdaptiveConcurrency, RateLimiter
+from promptc.lm.retry import is_retryable, status_of, wait_for
+
+
+@dataclass
+class _LoopState:
+    """Things bound to one event loop (the aiohttp session, asyncio primitives)."""
+
+    loop: asyncio.AbstractEventLoop
+    client: Any
+    concurrency: AdaptiveConcurrency
+    limiter: RateLimiter
+
+
+class OpenAICompatibleLM:
+    """An LM reached over the OpenAI chat-completions API."""
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", temperature: float | None = 0.0,
+                 max_tokens: int | None = None, timeout: float = 60.0, max_retries: int = 6,
+                 concurrency: int = 16, rpm: int | None = None, tpm: int | None = None,
+                 cache: SQLiteCache | None = None, price: Price | None = None):
+        self.model = model
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.api_key_env = api_key_env
+        self._api_key = api_key
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self.timeout, self.max_retries = timeout, max_retries
+        self.max_concurrency, self.rpm, self.tpm = concurrency, rpm, tpm
+        self.cache, self.price = cache, price
+        self.offline_only = False  # set by `--offline`: a cache miss is an error, not a request
+        self._state: _LoopState | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAICompatibleLM(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def cache_namespace(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
+
+    def resolve(self, request: LMRequest) -> LMRequest:
+        """Fill in this LM's sampling defaults: the request as it is sent and cached."""
+        return request.model_copy(update={
+            "model": self.model,
+            "temperature": self.temperature if request.temperature is None else request.temperature,
+            "max_tokens": self.max_tokens if request.max_tokens is None else request.max_tokens,
+        })
+
+    async def complete(self, request: LMRequest) -> LMResponse:
+        request = self.resolve(request)
+        key = request.cache_key(self.cache_namespace) if self.cache else None
+        if self.cache and key:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return LMResponse(text=hit.text, model=hit.model, finish_reason=hit.finish_reason,
+                                  cached=True, usage=Usage(calls=1, cache_hits=1))
+        if self.offline_only:
+            raise LMError(f"cache miss for model '{self.model}' while running offline "
+                          "(--offline): run once online to fill the cache")
+        response = await self._send(request)
+        if self.cache and key:
+            self.cache.set(key, request, response)
+        return response
+
+    async def aclose(self) -> None:
+        state, self._state = self._state, None
+        if state is not None and state.loop is asyncio.get_running_loop():
+            await state.client.close()
+
+    # -- internals ----------------------------------------------------------------
+    def _loop_state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        if self._state is None or self._state.loop is not loop:
+            import openai
+
+            self._state = _LoopState(
+                loop=loop,
+                client=openai.AsyncOpenAI(
+                    api_key=self._key(), base_url=self.base_url, timeout=self.timeout,
+                    max_retries=0, http_client=openai.DefaultAioHttpClient(timeout=self.timeout)),
+                concurrency=AdaptiveConcurrency(self.max_concurrency),
+                limiter=RateLimiter(self.rpm, self.tpm),
+            )
+        return self._state
+
+    def _key(self) -> str:
+        key = self._api_key or os.environ.get(self.api_key_env)
+        if key:
+            return key
+        if self.base_url:
+            return "not-needed"  # local servers (vLLM, Ollama, llama.cpp) usually take any key
+        raise LMAuthError(f"no API key: set the {self.api_key_env} environment variable "
+                          "(or `lm.api_key_env` in the spec), or point `--base-url` at a local server")
+
+    async def _send(self, request: LMRequest) -> LMResponse:
+        state = self._loop_state()
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [m.model_dump() for m in request.messages],
+        }
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            kwargs["max_tokens"] = request.max_tokens
+        if request.response_format is not None:
+            kwargs["response_format"] = request.response_format
+        tokens = request.approx_prompt_tokens() + (request.max_tokens or 256)
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(is_retryable), wait=wait_for,
+                stop=stop_after_attempt(self.max_retries + 1), reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    await state.limiter.acquire(tokens)
+                    async with state.concurrency:
+                        try:
+                            completion = await state.client.chat.completions.create(**kwargs)
+                        except Exception as exc:
+                            if status_of(exc) == 429:
+                                state.concurrency.on_rate_limited()
+                            raise
+                    state.concurrency.on_success()
+                    _check_completion(completion)
+        except Exception as exc:
+            raise self._error(exc, attempts) from exc
+        return self._response(completion, attempts)
+
+    def _response(self, completion: Any, attempts: int) -> LMResponse:
+        choice = completion.choices[0]
+        usage = Usage(requests=attempts, calls=1)
+        if completion.usage is not None:
+            usage.prompt_tokens = completion.usage.prompt_tokens or 0
+            usage.completion_tokens = completion.usage.completion_tokens or 0
+        if self.price is not None:
+            usage.cost = self.price.cost(usage.prompt_tokens, usage.completion_tokens)
+        return LMResponse(text=choice.message.content or "", usage=usage, model=completion.model,
+                          finish_reason=choice.finish_reason)
+
+    def _error(self, exc: Exception, attempts: int) -> LMError:
+        if isinstance(exc, LMError):
+            return exc
+        status = status_of(exc)
+        detail = _detail(exc)
+        where = self.base_url or "the OpenAI API"
+        if status in (401, 403):
+            return LMAuthError(f"{where} refused the credentials (HTTP {status}): check the key in "
+                               f"the {self.api_key_env} environment variable{detail}", status=status)
+        if status == 404:
+            return LMConfigError(f"{where} answered 404 for model '{self.model}': check --model and "
+                                 f"--base-url (it usually ends in /v1){detail}", status=status)
+        if status in (400, 422):
+            return LMConfigError(f"{where} rejected the request (HTTP {status}){detail}", status=status)
+        kind = f"HTTP {status}" if status else type(exc).__name__
+        return LMError(f"{where} failed after {attempts} attempt(s): {kind}{detail}", status=status,
+                       attempts=attempts, retryable=True)
+
+
+def _check_completion(completion: Any) -> None:
+    # A 200 whose body isn't a chat completion (e.g. cut off) must be retried, not trusted.
+    if isinstance(completion, (str, bytes)) or not getattr(completion, "choices", None):
+        raise ValueError("the endpoint returned a body that is not a chat completion")
+
+
+def _detail(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        msg = inner.get("message") if isinstance(inner, dict) else body.get("message")
+        if msg:
+            return f": {str(msg)[:300]}"
+    text = str(exc).strip()
+    return f": {text[:300]}" if text and text != type(exc).__name__ else ""

@@ -1,0 +1,58 @@
+"""The retry policy for HTTP LM calls, in tenacity terms (tenacity is the one retry owner).
+
+Retried: 429, 5xx, timeouts, dropped connections, unreadable bodies.
+Not retried: 400/401/403/404/422 — they fail the same way every time.
+`Retry-After` (and `retry-after-ms`) are honoured, capped so one bad header can't stall a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tenacity import RetryCallState, wait_exponential_jitter
+
+MAX_RETRY_AFTER = 60.0
+_backoff = wait_exponential_jitter(initial=0.5, max=20.0, jitter=0.5)
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status carried by an openai exception, if any."""
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for failures that may go away when the same request is sent again."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        return status == 429 or status == 408 or status == 409 or status >= 500
+    # Timeouts are APIConnectionError subclasses; a truncated or non-JSON body surfaces
+    # as a response validation error or a JSON/unicode decoding error.
+    return isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError,
+                            ValueError, EOFError))
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    """Seconds the server asked us to wait, from `retry-after-ms` or `Retry-After`."""
+    response: Any = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return min(max(float(raw) * scale, 0.0), MAX_RETRY_AFTER)
+        except ValueError:
+            continue  # an HTTP-date: fall back to our own backoff
+    return None
+
+
+def wait_for(state: RetryCallState) -> float:
+    """Tenacity wait: the server's Retry-After if given, else exponential backoff with jitter."""
+    exc = state.outcome.exception() if state.outcome else None
+    hinted = retry_after_seconds(exc)
+    return hinted if hinted is not None else _backoff(state)
