@@ -76,6 +76,9 @@ class InputError(PromptcError):
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None):
         self.file, self.line = file, line
+        if file is None and line is None:
+            super().__init__(message)
+            return
         prefix = file or "<input>"
         if line is not None:
             prefix += f":{line}"

@@ -13,7 +13,7 @@ import pytest
 
 from promptc.errors import UsageError
 from promptc.lm.base import LMRequest, LMResponse, Message, Usage
-from promptc.lm.cache import CacheStats, SQLiteCache, default_cache_path
+from promptc.lm.cache import CacheStats, SQLiteCache, default_cache_path, delete_cache_files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_sample_index_makes_distinct_keys(cache: SQLiteCache) -> None:
     reqs = [make_request("same prompt", sample_index=i) for i in range(3)]
     keys = [r.cache_key("ns") for r in reqs]
     assert len(set(keys)) == 3
-    for i, (r, k) in enumerate(zip(reqs, keys)):
+    for i, (r, k) in enumerate(zip(reqs, keys, strict=True)):
         cache.set(k, r, make_response(f"sample {i}"))
     assert [cache.get(k).text for k in keys] == ["sample 0", "sample 1", "sample 2"]  # type: ignore[union-attr]
     # The namespace separates keys too.
@@ -163,7 +163,7 @@ def test_many_threads(cache: SQLiteCache) -> None:
                 assert got is not None and got.text == f"{t}/{i}"
                 # Read someone else's keys too (hits or misses, never errors).
                 cache.get(make_request(f"t{(t + 1) % n_threads}-{i}").cache_key())
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
@@ -177,12 +177,19 @@ def test_many_threads(cache: SQLiteCache) -> None:
 
 _WRITER = textwrap.dedent(
     """
-    import sys
+    import pathlib, sys, time
     from promptc.lm.base import LMRequest, LMResponse, Message
     from promptc.lm.cache import SQLiteCache
 
-    path, worker, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    path, worker, n, n_procs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    # Start barrier: every writer has imported and opened the cache before any writes,
+    # so the writes really overlap instead of running one process after another.
     with SQLiteCache(path) as c:
+        ready = pathlib.Path(path).parent / f"ready-{worker}"
+        ready.touch()
+        deadline = time.monotonic() + 30
+        while len(list(ready.parent.glob("ready-*"))) < n_procs and time.monotonic() < deadline:
+            time.sleep(0.005)
         for i in range(n):
             own = LMRequest(model=f"m{worker}", messages=[Message(role="user", content=f"{worker}-{i}")])
             c.set(own.cache_key(), own, LMResponse(text=f"{worker}:{i}"))
@@ -197,10 +204,10 @@ _WRITER = textwrap.dedent(
 
 def test_several_processes_write_concurrently(tmp_path: Path) -> None:
     path = tmp_path / "shared" / "cache.sqlite"
-    n_procs, per_proc = 3, 300
+    n_procs, per_proc = 3, 500
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(path), str(w), str(per_proc)],
+            [sys.executable, "-c", _WRITER, str(path), str(w), str(per_proc), str(n_procs)],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -231,6 +238,12 @@ def test_corrupt_file(tmp_path: Path) -> None:
     msg = str(info.value)
     assert str(path) in msg
     assert "promptc cache clear" in msg and "delete the file" in msg
+    # The escape hatch `promptc cache clear` needs when the file cannot be opened.
+    assert delete_cache_files(path) is True
+    assert not path.exists()
+    assert delete_cache_files(path) is False
+    with SQLiteCache(path) as c:
+        assert len(c) == 0
 
 
 def test_unreadable_location(tmp_path: Path) -> None:

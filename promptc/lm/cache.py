@@ -79,6 +79,19 @@ def default_cache_path() -> Path:
     return base / "promptc" / "cache.sqlite"
 
 
+def delete_cache_files(path: str | Path) -> bool:
+    """Remove the cache file and its WAL/shared-memory companions, without opening it.
+
+    For `promptc cache clear` when the file is too corrupt for `SQLiteCache` to open.
+    Returns whether the main file existed.
+    """
+    base = Path(path).expanduser()
+    existed = base.exists()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(base) + suffix).unlink(missing_ok=True)
+    return existed
+
+
 class CacheStats(BaseModel):
     """What `promptc cache stats` shows."""
 
@@ -259,9 +272,9 @@ class SQLiteCache:
 
     def __len__(self) -> int:
         with self._db() as conn:
-            return int(self._retry(
-                lambda: conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-            ))
+            return int(
+                self._retry(lambda: conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+            )
 
     def stats(self) -> CacheStats:
         """Entry counts (total and per model), file size, hits and age range."""
@@ -273,8 +286,7 @@ class SQLiteCache:
                     "SELECT model, COUNT(*) FROM responses GROUP BY model ORDER BY model"
                 ).fetchall()
                 agg = conn.execute(
-                    "SELECT MIN(created_at), MAX(created_at), COALESCE(SUM(hits), 0) "
-                    "FROM responses"
+                    "SELECT MIN(created_at), MAX(created_at), COALESCE(SUM(hits), 0) FROM responses"
                 ).fetchone()
                 return by_model, agg
 

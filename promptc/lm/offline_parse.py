@@ -93,7 +93,7 @@ def parse_prompt(messages: list[Any], response_format: dict[str, Any] | None = N
         outputs = _outputs_from_request(final) or _outputs_from_schema(response_format)
     demos = []
     history = chat[:last_user] if last_user is not None else []
-    for user, assistant in zip(history[::2], history[1::2]):
+    for user, assistant in zip(history[::2], history[1::2], strict=False):
         if _get(user, "role") == "user" and _get(assistant, "role") == "assistant":
             demos.append(Demo(sections(_get(user, "content")), _demo_outputs(_get(assistant, "content"))))
     cut = list(_OUTPUT_REQUEST.finditer(final))

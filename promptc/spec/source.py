@@ -138,8 +138,9 @@ class _Builder:
                                 path)
             try:
                 return self.loader.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:  # e.g. `!!int abc`
-                raise self.fail(node, getattr(exc, "problem", None) or str(exc), path) from None
+            except (yaml.YAMLError, ValueError, TypeError) as exc:  # e.g. `!!int abc`
+                raise self.fail(node, f"cannot read {node.value!r} as {_short_tag(node.tag)}: "
+                                f"{getattr(exc, 'problem', None) or exc}", path) from None
         if id(node) in self.active:
             raise self.fail(node, "recursive alias: a node contains itself", path)
         self.active.add(id(node))
@@ -156,7 +157,9 @@ class _Builder:
 
     def _check_tag(self, node: Node, kind: str, path: PathTuple) -> None:
         if node.tag != _TAG + kind:
-            raise self.fail(node, f"YAML tag {_short_tag(node.tag)!r} is not allowed", path)
+            raise self.fail(node, f"YAML tag {_short_tag(node.tag)!r} is not allowed "
+                            "(only plain strings, numbers, booleans, null, lists and mappings)",
+                            path)
 
     def _key(self, key_node: Node, path: PathTuple) -> Any:
         if not isinstance(key_node, ScalarNode):
@@ -166,8 +169,9 @@ class _Builder:
             raise self.fail(key_node, f"YAML tag {_short_tag(key_node.tag)!r} is not allowed", path)
         try:
             return self.loader.construct_object(key_node, deep=True)
-        except yaml.YAMLError as exc:
-            raise self.fail(key_node, getattr(exc, "problem", None) or str(exc), path) from None
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            raise self.fail(key_node, f"cannot read key {key_node.value!r}: "
+                            f"{getattr(exc, 'problem', None) or exc}", path) from None
 
     def _mapping(self, node: MappingNode, path: PathTuple) -> dict[Any, Any]:
         merges: list[Node] = []
@@ -239,16 +243,21 @@ def load_yaml_text(text: str, file: str = "<string>") -> tuple[Any, PositionMap]
     positions = PositionMap(file)
     if text.startswith("\ufeff"):
         text = text[1:]
-    loader = _Loader(text)
     try:
-        try:
-            root = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            raise _yaml_problem(exc, text, file) from None
+        # The reader checks for unprintable characters already in the constructor.
+        loader = _Loader(text)
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        raise _yaml_problem(exc, text, file) from None
+    except RecursionError:
+        raise SpecError([(Location(file, 1, 1), "spec is nested too deeply")]) from None
+    try:
         if root is None or (isinstance(root, ScalarNode) and root.tag == _TAG + "null"
                             and root.value == ""):
             raise SpecError([(Location(file, 1, 1), "spec file is empty")])
         data = _Builder(loader, positions, file).build(root, ())
+    except RecursionError:
+        raise SpecError([(Location(file, 1, 1), "spec is nested too deeply")]) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

@@ -62,7 +62,9 @@ _DEFAULT_MESSAGES: dict[int, str] = {
 
 def error_body(status: int, message: str | None = None) -> dict[str, Any]:
     """The JSON body OpenAI sends with an error status."""
-    err_type, code = _ERROR_SHAPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+    err_type, code = _ERROR_SHAPES.get(
+        status, ("server_error" if status >= 500 else "invalid_request_error", None)
+    )
     text = message or _DEFAULT_MESSAGES.get(status, f"HTTP {status} (fake server).")
     return {"error": {"message": text, "type": err_type, "param": None, "code": code}}
 
@@ -72,7 +74,7 @@ class Fault:
     """One injected failure. Build it with the class methods, not the constructor."""
 
     kind: str
-    status: int = 0
+    http_status: int = 0  # not `status`: that name is the Fault.status() constructor
     message: str | None = None
     retry_after: float | None = None  # rate_limit: seconds, may be fractional
     seconds: float | None = None  # hang: None means the server's `hang_seconds`
@@ -81,14 +83,14 @@ class Fault:
     @classmethod
     def rate_limit(cls, retry_after: float | None = 0.05, message: str | None = None) -> Fault:
         """429 with `Retry-After` (seconds) and `retry-after-ms` headers; None sends neither."""
-        return cls(RATE_LIMIT, status=429, message=message, retry_after=retry_after)
+        return cls(RATE_LIMIT, http_status=429, message=message, retry_after=retry_after)
 
     @classmethod
     def server_error(cls, status: int = 500, message: str | None = None) -> Fault:
         """A 5xx error with an OpenAI-style body."""
         if not 500 <= status <= 599:
             raise ValueError(f"server_error needs a 5xx status, got {status}")
-        return cls(SERVER_ERROR, status=status, message=message)
+        return cls(SERVER_ERROR, http_status=status, message=message)
 
     @classmethod
     def reset(cls) -> Fault:
@@ -109,14 +111,14 @@ class Fault:
         retries like any dropped connection. `full_length=False` declares the length of
         the half body, so HTTP is well formed and the client fails parsing the JSON.
         """
-        return cls(TRUNCATED, status=200, full_length=full_length)
+        return cls(TRUNCATED, http_status=200, full_length=full_length)
 
     @classmethod
     def status(cls, status: int, message: str | None = None) -> Fault:
         """Any error status (400, 401, 403, 404, ...) with an OpenAI-style body."""
         if not 400 <= status <= 599:
             raise ValueError(f"status needs a 4xx or 5xx code, got {status}")
-        return cls(STATUS, status=status, message=message)
+        return cls(STATUS, http_status=status, message=message)
 
     @classmethod
     def from_kind(cls, kind: str) -> Fault:
@@ -131,4 +133,6 @@ class Fault:
         try:
             return makers[kind]()
         except KeyError:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}") from None
+            raise ValueError(
+                f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}"
+            ) from None

@@ -1,0 +1,3 @@
+from promptc.cli.app import main
+
+main()

@@ -1,0 +1,27 @@
+"""The `promptc` command: one sub-command per module of this package."""
+
+from __future__ import annotations
+
+import typer
+
+from promptc.cli.cache_cmds import cache_app
+from promptc.cli.run import RUN_HELP, run_command
+from promptc.cli.spec_cmds import inspect_command, validate_command
+
+app = typer.Typer(
+    name="promptc",
+    help="promptc: a prompt compiler for LLM pipelines. Write YAML specs; run, evaluate and "
+    "compile them against any OpenAI-compatible endpoint or the built-in offline LM.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run", help=RUN_HELP)(run_command)
+app.command("validate")(validate_command)
+app.command("inspect")(inspect_command)
+app.add_typer(cache_app, name="cache")
+
+
+def main() -> None:
+    """Entry point of the `promptc` script."""
+    app()

@@ -1,0 +1,86 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from promptc.lm.base import Usage
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="Override the default LM's model (`offline` = the built-in offline LM).")]
+BaseUrlOpt = Annotated[str | None, typer.Option(
+    "--base-url", help="Override the default LM's OpenAI-compatible base URL (env: OPENAI_BASE_URL).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the LM response cache.")]
+CacheDirOpt = Annotated[Path | None, typer.Option(
+    "--cache-dir", help="Cache folder (env: PROMPTC_CACHE_DIR; default ~/.cache/promptc).")]
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+
+
+def cache_path(cache_dir: Path | None) -> Path | None:
+    """The cache file for a `--cache-dir`, or None for the default location."""
+    return cache_dir / "cache.sqlite" if cache_dir else None
+
+
+def interactive() -> bool:
+    """Whether to draw live displays (a terminal, and not CI's dumb terminal)."""
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def usage_line(usage: Usage) -> str:
+    """One line of usage accounting, printed at the end of every command that calls an LM."""
+    parts = [
+        f"{usage.calls} LM call(s)",
+        f"{usage.requests} HTTP request(s)",
+        f"{usage.cache_hits} cache hit(s)",
+        f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens",
+    ]
+    if usage.parse_retries:
+        parts.append(f"{usage.parse_retries} parse re-ask(s)")
+    if usage.cost:
+        parts.append(f"${usage.cost:.4f}")
+    return "usage: " + ", ".join(parts)
+
+
+def fail(error: BaseException) -> typer.Exit:
+    """Print a PromptcError the way users should see it; return the Exit to raise."""
+    from promptc.errors import EXIT_USAGE, PromptcError
+
+    code = error.exit_code if isinstance(error, PromptcError) else EXIT_USAGE
+    message = str(error) or type(error).__name__
+    first, _, rest = message.partition("\n")
+    stderr.print(f"[bold red]error:[/] {escape(first)}")
+    if rest:
+        stderr.print(escape(rest))
+    return typer.Exit(code)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn promptc's exceptions into a message and its exit code (the CLI's one place for it)."""
+    from promptc.errors import EXIT_INTERRUPTED, PromptcError
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except PromptcError as exc:
+            raise fail(exc) from None
+        except KeyboardInterrupt:
+            stderr.print("[yellow]interrupted[/]: finished rows are saved; rerun with --resume to continue")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper

@@ -1,0 +1,70 @@
+"""Showing prompts without calling the LM: `run --dry-run` and `inspect`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.markup import escape
+from rich.rule import Rule
+
+from promptc.cli.common import stdout
+from promptc.core.program import INPUT, Program
+from promptc.errors import InputError
+from promptc.lm.base import LMRequest, Message
+from promptc.runner.job import RunJob, check_row
+from promptc.runner.jsonl import iter_jsonl
+
+COMPLETION_GUESS = 150  # tokens per call when the spec sets no max_tokens
+
+
+def print_messages(messages: list[Message], title: str) -> None:
+    stdout.print(Rule(escape(title)))
+    for m in messages:
+        stdout.print(f"[bold cyan]{m.role}[/]")
+        stdout.print(escape(m.content), soft_wrap=True)
+        stdout.print()
+
+
+def placeholder_inputs(program: Program, index: int, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's inputs, with '…' standing in for outputs of earlier steps (not computed yet)."""
+    bindings = program.resolved[index]
+    return {name: inputs.get(ref.field, "…") if ref.source == INPUT else "…" for name, ref in bindings.items()}
+
+
+def row_messages(program: Program, inputs: Mapping[str, Any]) -> list[list[Message]]:
+    return [step.module.render(placeholder_inputs(program, i, inputs), program.adapter)
+            for i, step in enumerate(program.steps)]
+
+
+def print_dry_run(job: RunJob) -> None:
+    """The first row's prompts and an estimate of requests and tokens for the whole file."""
+    program = job.program
+    rows = bad = prompt_tokens = 0
+    first: dict[str, Any] | None = None
+    seen = 0
+    for line in iter_jsonl(job.input):
+        if job.limit is not None and seen >= job.limit:
+            break
+        seen += 1
+        inputs, problem = check_row(program, line.value, line.error)
+        if problem is not None or inputs is None:
+            bad += 1
+            continue
+        rows += 1
+        first = first or inputs
+        for messages in row_messages(program, inputs):
+            prompt_tokens += LMRequest(model="", messages=messages).approx_prompt_tokens()
+    if seen == 0:
+        raise InputError("the input file has no rows (it is empty or only blank lines)", file=str(job.input))
+    if first is not None:
+        for step, messages in zip(program.steps, row_messages(program, first)):
+            print_messages(messages, f"step '{step.name}' ({step.module.kind}), first row")
+    calls = rows * len(program.steps)
+    max_tokens = [getattr(program.lms.get(s.module.lm or "default"), "max_tokens", None) for s in program.steps]
+    completion = rows * sum(m or COMPLETION_GUESS for m in max_tokens)
+    stdout.print(Rule("estimate"))
+    stdout.print(f"{rows} row(s) to run" + (f", {bad} bad line(s)" if bad else ""))
+    stdout.print(f"{calls} LM call(s) (more if replies need a parse re-ask or requests are retried)")
+    stdout.print(f"~{prompt_tokens:,} prompt tokens, up to ~{completion:,} completion tokens")
+    stdout.print("nothing was sent (--dry-run)")

@@ -1,0 +1,125 @@
+"""`promptc run`: batch inference over a JSONL file."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from promptc.cli.common import (
+    BaseUrlOpt,
+    CacheDirOpt,
+    ModelOpt,
+    NoCacheOpt,
+    SpecArg,
+    cache_path,
+    handle_errors,
+    stderr,
+    stdout,
+    usage_line,
+)
+from promptc.errors import EXIT_OK, EXIT_ROWS_FAILED
+
+RUN_HELP = """Run a spec's program over every row of a JSONL file.
+
+Each input line is a JSON object holding the program's input fields. Each output
+line holds `_row` (the input line number), the input's fields, the outputs, `_usage`
+and `_error` (null unless the row failed). An input field with the same name as an
+output is kept under `_input`.
+
+Order: rows are written in input order. After --resume, rows finished in this run
+follow the rows already in the file; sort by `_row` for input order.
+
+Crash safety: every finished row is appended and flushed at once. After a crash or
+Ctrl-C, rerun with --resume: a half-written last line is cut, failed rows are retried,
+and every input row ends up in the output exactly once.
+
+Bad input: the whole file is validated before any LM call. By default a bad line
+(not JSON, not UTF-8, a missing or mistyped input field) stops the run with the line
+numbers; --on-error skip writes bad lines to a rejects file and runs the rest.
+
+Exit status: 0 every row succeeded; 1 some rows failed (see `_error`); 2 bad spec,
+input or flags (nothing was sent); 3 the LM endpoint failed for good (bad key,
+unknown model, unreachable); 130 interrupted.
+
+Examples:
+
+  promptc run specs/math.yaml -i questions.jsonl -o answers.jsonl
+
+  promptc run specs/math.yaml -i big.jsonl -o out.jsonl --concurrency 64 --resume
+
+  promptc run specs/math.yaml -i q.jsonl -o a.jsonl --model gpt-4o-mini --dry-run
+"""
+
+
+class OnError(str, Enum):
+    fail = "fail"
+    skip = "skip"
+
+
+@handle_errors
+def run_command(
+    spec: SpecArg,
+    input: Annotated[Path, typer.Option("--input", "-i", help="Input JSONL file.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL file (appended).",
+                                         show_default=False)],
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=4096,
+                                                    help="Rows in flight (default: the spec's lm.concurrency).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Complete an existing output file.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing output file first.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N input rows.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the first row's prompt and estimate "
+                                          "requests and tokens; call nothing.")] = False,
+    on_error: Annotated[OnError, typer.Option("--on-error", help="What to do with bad input lines.")] = OnError.fail,
+    rejects: Annotated[Path | None, typer.Option("--rejects", help="Where --on-error skip writes bad lines "
+                                                  "(default: OUTPUT.rejects.jsonl).")] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="Client-side limit, requests per minute.")] = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", min=1, help="Client-side limit, tokens per minute.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0.01, help="Seconds per request.")] = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    from promptc.errors import UsageError
+    from promptc.runner.job import RunJob
+    from promptc.spec.lms import LMOptions
+    from promptc.spec.loader import load
+
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other; pick one")
+    options = LMOptions(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
+                        timeout=timeout, cache=not no_cache, cache_path=cache_path(cache_dir))
+    loaded = load(spec, options=options)
+    job = RunJob(program=loaded.program, input=input, output=output, resume=resume, overwrite=overwrite,
+                 limit=limit, on_error=on_error.value, rejects=rejects,
+                 concurrency=loaded.lm_configs["default"].concurrency)
+    if dry_run:
+        from promptc.cli.dry_run import print_dry_run
+
+        print_dry_run(job)
+        raise typer.Exit(EXIT_OK)
+    scan, done = job.prepare()
+    if scan.invalid:
+        stderr.print(f"[yellow]{scan.invalid} bad input line(s)[/] go to {job.rejects_path}")
+    todo = max(0, scan.valid - len(done))
+    if done:
+        stderr.print(f"resuming: {len(done)} row(s) already done, {todo} to go")
+    from promptc.cli.progress import BatchProgress
+
+    with BatchProgress("run", todo) as progress:
+        stats = asyncio.run(job.run(done, total=todo, on_update=progress.update))
+    if not progress.interactive_display:
+        progress.plain_line(stats)
+    ok = stats.done - stats.failed
+    stdout.print(f"{stats.done} row(s) in {stats.elapsed:.1f}s ({stats.rate:.1f} rows/s): "
+                 f"{ok} ok, {stats.failed} failed" + (f", {scan.invalid} rejected" if scan.invalid else "")
+                 + f" -> {output}")
+    stdout.print(usage_line(stats.usage))
+    if stats.failed:
+        stderr.print(f"[red]{stats.failed} row(s) failed[/]; their errors are in `_error`. "
+                     "Rerun with --resume to retry them.")
+        raise typer.Exit(EXIT_ROWS_FAILED)

@@ -1,0 +1,79 @@
+"""`promptc validate` and `promptc inspect`: check a spec and look at its prompts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from promptc.cli.common import SpecArg, handle_errors, stdout
+
+
+@handle_errors
+def validate_command(spec: SpecArg) -> None:
+    """Check a spec without calling any LM: YAML, keys, types, signatures and field flow.
+
+    Exit status 0 when the spec is valid, 2 with every problem as FILE:LINE:COL otherwise.
+
+    Example:
+
+      promptc validate specs/math.yaml
+    """
+    from promptc.spec.lms import LMOptions
+    from promptc.spec.loader import load
+
+    loaded = load(spec, options=LMOptions(cache=False))
+    program = loaded.program
+    stdout.print(f"[green]ok[/]: {spec} — program '{program.name}', {len(program.steps)} step(s)")
+    stdout.print(f"  inputs:  {', '.join(f'{f.name}: {f.type.display()}' for f in program.input_fields)}")
+    for step, bindings in zip(program.steps, program.resolved):
+        wiring = ", ".join(f"{k} <- {ref}" for k, ref in bindings.items())
+        outs = ", ".join(f"{f.name}: {f.type.display()}" for f in step.module.prompt_signature.outputs)
+        stdout.print(f"  {step.name} ({step.module.kind}): {wiring} -> {outs}")
+    for name, cfg in loaded.lm_configs.items():
+        where = f" at {cfg.base_url}" if cfg.base_url else ""
+        stdout.print(f"  lm {name}: {cfg.model} ({cfg.resolved_provider}{where})")
+
+
+@handle_errors
+def inspect_command(
+    spec: SpecArg,
+    step: Annotated[str | None, typer.Option("--step", help="Step to show (default: every step).")] = None,
+    example: Annotated[str | None, typer.Option("--example", help="Input values as a JSON object.")] = None,
+) -> None:
+    """Print the chat messages a step sends, without calling the LM.
+
+    Inputs that come from earlier steps are shown as '…'.
+
+    Example:
+
+      promptc inspect specs/math.yaml --step solve --example '{"question": "What is 2+3?"}'
+    """
+    from promptc.cli.dry_run import placeholder_inputs, print_messages
+    from promptc.errors import UsageError
+    from promptc.spec.lms import LMOptions
+    from promptc.spec.loader import load
+
+    program = load(spec, options=LMOptions(cache=False)).program
+    values: dict = {}
+    if example is not None:
+        try:
+            values = json.loads(example)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--example is not valid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(values, dict):
+            raise UsageError("--example must be a JSON object, e.g. '{\"question\": \"...\"}'")
+        unknown = sorted(set(values) - set(program.input_names))
+        if unknown:
+            raise UsageError(f"--example has unknown field(s) {', '.join(unknown)}; "
+                             f"the program's inputs are: {', '.join(program.input_names)}")
+    names = [s.name for s in program.steps]
+    if step is not None and step not in names:
+        raise UsageError(f"no step named '{step}' (steps: {', '.join(names)})")
+    for i, s in enumerate(program.steps):
+        if step is not None and s.name != step:
+            continue
+        shown = {k: values.get(k, "{" + k + "}") for k in program.input_names}
+        messages = s.module.render(placeholder_inputs(program, i, shown), program.adapter)
+        print_messages(messages, f"step '{s.name}' ({s.module.kind})")

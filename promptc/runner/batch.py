@@ -1,0 +1,135 @@
+"""Running a program over many rows: bounded concurrency, input order, per-row errors.
+
+This is the one execution engine behind `run` (and later `eval` and `compile`):
+rows go in lazily, at most `window` are in memory at once, results come out in
+input order to a sink, and a failed row is a result, not a crash. Only errors that
+doom every row (bad credentials, unknown model) stop the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptc.core.example import Prediction
+from promptc.core.program import Program
+from promptc.core.trace import Trace
+from promptc.errors import LMAuthError, LMConfigError, StepFailed
+from promptc.lm.base import Usage
+
+
+@dataclass
+class WorkItem:
+    """One row to run: its id (input line number), typed inputs and the original record."""
+
+    row: int
+    inputs: dict[str, Any]
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RowResult:
+    """What happened to one row."""
+
+    item: WorkItem
+    prediction: Prediction | None
+    error: str | None
+    trace: Trace
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def usage(self) -> Usage:
+        return self.trace.usage
+
+
+@dataclass
+class BatchStats:
+    """Running totals, updated as rows finish (read by progress displays)."""
+
+    total: int | None = None
+    done: int = 0
+    failed: int = 0
+    usage: Usage = field(default_factory=Usage)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+Sink = Callable[[RowResult], None]
+
+
+async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, concurrency: int = 16,
+                  stats: BatchStats | None = None, on_update: Callable[[BatchStats], None] | None = None,
+                  window: int | None = None) -> BatchStats:
+    """Run `program` on every item; call `sink` once per item, in input order."""
+    stats = stats or BatchStats()
+    window_slots = asyncio.Semaphore(window or max(concurrency * 4, 64))
+    run_slots = asyncio.Semaphore(concurrency)
+    results: dict[int, RowResult] = {}
+    next_seq = 0
+    tasks: set[asyncio.Task[None]] = set()
+    fatal: list[BaseException] = []
+
+    def emit_ready() -> None:
+        nonlocal next_seq
+        while next_seq in results:
+            result = results.pop(next_seq)
+            next_seq += 1
+            stats.done += 1
+            stats.failed += 0 if result.ok else 1
+            stats.usage.add(result.usage)
+            sink(result)
+            window_slots.release()
+        if on_update is not None:
+            on_update(stats)
+
+    async def work(seq: int, item: WorkItem) -> None:
+        async with run_slots:
+            start = time.monotonic()
+            try:
+                prediction = await program.acall(item.inputs)
+                result = RowResult(item, prediction, None, prediction.trace, time.monotonic() - start)
+            except (LMAuthError, LMConfigError) as exc:
+                fatal.append(exc)
+                window_slots.release()  # wake the producer so it sees the failure
+                return
+            except StepFailed as exc:
+                trace = exc.trace if isinstance(exc.trace, Trace) else Trace()
+                result = RowResult(item, None, str(exc), trace, time.monotonic() - start)
+            except Exception as exc:  # a bug must not cost the rows already done
+                result = RowResult(item, None, f"internal error: {type(exc).__name__}: {exc}",
+                                   Trace(), time.monotonic() - start)
+        results[seq] = result
+        emit_ready()
+
+    try:
+        for seq, item in enumerate(items):
+            await window_slots.acquire()
+            if fatal:
+                break
+            task = asyncio.create_task(work(seq, item))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks and not fatal:
+            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if fatal or tasks:
+            for t in list(tasks):
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    if fatal:
+        raise fatal[0]
+    return stats

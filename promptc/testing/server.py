@@ -1,0 +1,455 @@
+"""A fake OpenAI-compatible HTTP server for tests and benchmarks.
+
+It speaks `POST /v1/chat/completions` and `GET /v1/models` in the OpenAI wire format,
+with programmable replies, per-request latency, scripted or random faults and a log of
+every request received. In-process it runs aiohttp on its own event loop in a
+background thread, so sync and async clients in the test can both use it:
+
+    with FakeOpenAIServer(latency=0.01) as srv:
+        srv.queue(["first", Fault.rate_limit(), "second"])
+        client = openai.OpenAI(base_url=srv.base_url, api_key="sk-test")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import signal
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from promptc.testing.faults import (
+    DEFAULT_RANDOM_KINDS,
+    HANG,
+    RATE_LIMIT,
+    RESET,
+    TRUNCATED,
+    Fault,
+    error_body,
+)
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+Responder = Callable[[dict[str, Any]], "str | Fault"]
+Reply = str | Fault
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def default_responder(body: dict[str, Any]) -> str:
+    """Answer with promptc's offline LM, so specs run end to end without a model."""
+    from promptc.lm.offline import complete_messages
+
+    return complete_messages(body.get("messages") or [], body.get("response_format"))
+
+
+def estimate_tokens(text: str) -> int:
+    """Four characters a token, like the rest of promptc's estimates."""
+    return len(text) // 4 + 1
+
+
+def _message_text(messages: Any) -> str:
+    parts: list[str] = []
+    for msg in messages if isinstance(messages, list) else []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):  # multi-part content: count the text parts only
+            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server received it. Header names are lower-cased."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    time: float
+    outcome: str = "ok"  # "ok", a fault kind, "auth", "bad_request", "not_found", "error"
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """A header value by case-insensitive name."""
+        return self.headers.get(name.lower(), default)
+
+
+class FakeOpenAIServer:
+    """An OpenAI-compatible server on 127.0.0.1 with programmable replies and faults.
+
+    Attributes may be changed while it runs: `responder`, `latency`, `fault_rate`,
+    `fault_kinds`, `hang_seconds`, `models`, `api_key`.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        host: str = DEFAULT_HOST,
+        latency: float = 0.0,
+        responder: Responder | None = None,
+        fault_rate: float = 0.0,
+        fault_kinds: Iterable[str | Fault] = DEFAULT_RANDOM_KINDS,
+        hang_seconds: float = 5.0,
+        seed: int | None = None,
+        models: Iterable[str] = ("fake-model",),
+        api_key: str | None = None,
+        record: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.responder: Responder = responder or default_responder
+        self.fault_rate = fault_rate
+        self.fault_kinds: list[str | Fault] = list(fault_kinds)
+        self.hang_seconds = hang_seconds
+        self.rng = random.Random(seed)
+        self.models: list[str] = list(models)
+        self.api_key = api_key
+        self.record = record
+
+        self._lock = threading.Lock()
+        self._script: deque[Reply] = deque()
+        self._log: list[RequestRecord] = []
+        self._count = 0
+        self._ids = itertools.count(1)
+
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    # -- public API ---------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The URL to give an OpenAI client, e.g. http://127.0.0.1:PORT/v1."""
+        if not self.port:
+            raise RuntimeError("the server is not running; call start() first")
+        return f"http://{self.host}:{self.port}/v1"
+
+    def queue(self, replies: Iterable[Reply]) -> None:
+        """Script the next chat replies (strings or Faults), consumed in arrival order."""
+        items = list(replies)
+        for item in items:
+            if not isinstance(item, (str, Fault)):
+                raise TypeError(f"queue() takes strings and Faults, got {type(item).__name__}")
+        with self._lock:
+            self._script.extend(items)
+
+    @property
+    def queued(self) -> int:
+        """How many scripted replies are still waiting."""
+        with self._lock:
+            return len(self._script)
+
+    def clear_queue(self) -> None:
+        """Drop any scripted replies not consumed yet."""
+        with self._lock:
+            self._script.clear()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every request received since start or `reset_log()`."""
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def request_count(self) -> int:
+        """How many requests arrived (counted even when `record` is off)."""
+        with self._lock:
+            return self._count
+
+    def reset_log(self) -> None:
+        """Forget recorded requests and zero the count."""
+        with self._lock:
+            self._log.clear()
+            self._count = 0
+
+    def start(self, timeout: float = 10.0) -> FakeOpenAIServer:
+        """Serve from a background thread; returns once the port is bound."""
+        if self._thread is not None:
+            raise RuntimeError("the server is already running")
+        self._ready.clear()
+        self._startup_error = None
+        self._thread = threading.Thread(
+            target=self._thread_main, name="fake-openai-server", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the fake OpenAI server did not start in time")
+        if self._startup_error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._startup_error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and join the thread. Pending hangs end at once."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None:
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:  # the loop already closed after a crash
+                pass
+        thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve in this thread until SIGINT or SIGTERM (used by `python -m promptc.testing`)."""
+        asyncio.run(self._main(on_ready=on_ready, handle_signals=True))
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main(on_ready=None, handle_signals=False))
+        except BaseException as exc:  # surfaced to start() instead of dying in the thread
+            if not self._ready.is_set():
+                self._startup_error = exc
+                self._ready.set()
+            else:
+                raise
+
+    async def _main(self, on_ready: Callable[[str], None] | None, handle_signals: bool) -> None:
+        from aiohttp import web
+
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # Cancelling handlers when the client hangs up ends hangs whose client gave up,
+        # and the short shutdown timeout keeps stop() fast with requests in flight.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+            await site.start()
+            server = site._server
+            assert server is not None and isinstance(server, asyncio.base_events.Server)
+            self.port = server.sockets[0].getsockname()[1]
+            if handle_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    self._loop.add_signal_handler(sig, self._stopping.set)
+            self._ready.set()
+            if on_ready is not None:
+                on_ready(self.base_url)
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+            self._loop = None
+
+    # -- request handling ---------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
+        raw = await request.read()
+        body: dict[str, Any] = {}
+        bad_json = False
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                bad_json = True
+            else:
+                body = parsed if isinstance(parsed, dict) else {}
+                bad_json = not isinstance(parsed, dict)
+
+        route = (request.method, request.path.rstrip("/"))
+        is_chat = route == ("POST", "/v1/chat/completions")
+        outcome, fault, reply = "ok", None, None
+        if (
+            self.api_key is not None
+            and request.headers.get("Authorization") != f"Bearer {self.api_key}"
+        ):
+            outcome = "auth"
+        elif bad_json:
+            outcome = "bad_request"
+        elif is_chat:
+            fault, reply = self._next_scripted()
+            if fault is None and reply is None:
+                fault = self._random_fault()
+            if fault is not None:
+                outcome = fault.kind
+        elif route not in {("GET", "/v1/models")} and not (
+            request.method == "GET" and request.path.startswith("/v1/models/")
+        ):
+            outcome = "not_found"
+        self._log_request(request, body, outcome)
+
+        if self.latency > 0:
+            await self._sleep(self.latency)
+
+        if outcome == "auth":
+            return _error(401, "Incorrect API key provided (fake server).")
+        if outcome == "bad_request":
+            return _error(400, "We could not parse the JSON body of your request (fake server).")
+        if outcome == "not_found":
+            return _error(404, f"Unknown route {request.method} {request.path} (fake server).")
+        if not is_chat:
+            return self._models_response(request.path)
+        if fault is not None and fault.kind != HANG:
+            return await self._apply_fault(request, fault)
+        if fault is not None:  # a hang answers normally once it has slept
+            await self._sleep(self.hang_seconds if fault.seconds is None else fault.seconds)
+        if reply is None:
+            try:
+                produced = self.responder(body)
+            except Exception as exc:  # a broken responder is a test bug: say so in the reply
+                return _error(500, f"fake server responder raised {type(exc).__name__}: {exc}")
+            if isinstance(produced, Fault):
+                return await self._apply_fault(request, produced)
+            reply = produced if isinstance(produced, str) else json.dumps(produced)
+        return web.json_response(self._completion(body, reply), headers=self._id_headers())
+
+    def _next_scripted(self) -> tuple[Fault | None, str | None]:
+        with self._lock:
+            if not self._script:
+                return None, None
+            item = self._script.popleft()
+        return (item, None) if isinstance(item, Fault) else (None, item)
+
+    def _random_fault(self) -> Fault | None:
+        # One draw per request keeps a seeded run reproducible for a given arrival order.
+        if self.fault_rate <= 0 or not self.fault_kinds or self.rng.random() >= self.fault_rate:
+            return None
+        kind = self.rng.choice(self.fault_kinds)
+        return kind if isinstance(kind, Fault) else Fault.from_kind(kind)
+
+    def _log_request(self, request: web.Request, body: dict[str, Any], outcome: str) -> None:
+        with self._lock:
+            self._count += 1
+            if self.record:
+                headers = {k.lower(): v for k, v in request.headers.items()}
+                self._log.append(
+                    RequestRecord(request.method, request.path, headers, body, time.time(), outcome)
+                )
+
+    async def _sleep(self, seconds: float) -> None:
+        # Wakes early on stop() so a pending hang never holds up shutdown.
+        assert self._stopping is not None
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    def _id_headers(self) -> dict[str, str]:
+        return {"x-request-id": f"req_fake_{next(self._ids)}"}
+
+    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+        prompt_tokens = estimate_tokens(_message_text(body.get("messages")))
+        completion_tokens = estimate_tokens(content)
+        return {
+            "id": f"chatcmpl-fake{next(self._ids):010d}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or (self.models[0] if self.models else "fake-model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "system_fingerprint": "fp_fake",
+        }
+
+    def _models_response(self, path: str) -> web.Response:
+        from aiohttp import web
+
+        def model(name: str) -> dict[str, Any]:
+            return {"id": name, "object": "model", "created": 0, "owned_by": "promptc-fake"}
+
+        if path.rstrip("/") == "/v1/models":
+            payload = {"object": "list", "data": [model(m) for m in self.models]}
+            return web.json_response(payload, headers=self._id_headers())
+        name = path[len("/v1/models/") :]
+        if name not in self.models:
+            return _error(404, f"The model '{name}' does not exist (fake server).")
+        return web.json_response(model(name), headers=self._id_headers())
+
+    async def _apply_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        from aiohttp import web
+
+        if fault.kind == RATE_LIMIT:
+            headers = self._id_headers()
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+                headers["retry-after-ms"] = str(round(fault.retry_after * 1000))
+            return _error(429, fault.message, headers)
+        if fault.kind == RESET:
+            _reset_connection(request)
+            # aiohttp fails to write this to the dead transport and drops it quietly.
+            return web.Response(status=204)
+        if fault.kind == TRUNCATED:
+            return await self._truncated(request, fault)
+        if fault.kind == HANG:  # only reachable from a responder returning Fault.hang()
+            await self._sleep(self.hang_seconds if fault.seconds is None else fault.seconds)
+            return _error(504, "Gateway timeout after hang (fake server).")
+        return _error(fault.http_status or 500, fault.message, self._id_headers())
+
+    async def _truncated(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        from aiohttp import web
+
+        body = json.dumps(self._completion({}, "this reply was cut short")).encode()
+        half = body[: len(body) // 2]
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.content_length = len(body) if fault.full_length else len(half)
+        await resp.prepare(request)
+        await resp.write(half)
+        if fault.full_length:
+            # close() flushes what was written and then sends FIN, so the client gets
+            # headers and half the body, then EOF short of the declared length.
+            assert request.transport is not None
+            request.transport.close()
+        return resp
+
+
+def _error(
+    status: int, message: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    from aiohttp import web
+
+    return web.json_response(error_body(status, message), status=status, headers=headers)
+
+
+def _reset_connection(request: web.Request) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # SO_LINGER with a zero timeout turns close() into a TCP RST, like a crashed proxy.
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
