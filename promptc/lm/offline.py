@@ -6,8 +6,9 @@ It is not a language model. It reads the prompt the way the adapter wrote it (se
 * with demonstrations in the prompt, it copies from the demos most similar to the
   current inputs (TF-IDF cosine over word unigrams + bigrams, with IDF computed over
   the demos). Labels (enum and bool fields) are a similarity-weighted vote of the
-  3 nearest demos, restricted to the allowed values; other fields take the value of
-  the nearest demo that has one. Demos with no word in common are ignored.
+  3 nearest demos, restricted to the allowed values, in which a label's name shared
+  with the inputs also counts; other fields take the value of the nearest demo that
+  has one. Demos with no word in common are ignored.
 * without (useful) demos, it answers zero-shot from the inputs alone: the label whose
   name best overlaps the input words, the last number mentioned, False, a few salient
   phrases, a schema-shaped JSON default, or the input sentence most related to the
@@ -40,18 +41,19 @@ from promptc.lm.offline_parse import (
 
 __all__ = ["OfflineLM", "complete_messages"]
 
-K_NEIGHBOURS = 3  # votes for labels; 3 beat 1-NN on the intent task in tests/test_offline_lm.py
-POWER = 1.0
-IDF = 'smooth'
-PRIOR = 0.0
-QUERY = ['']
+# Label votes: the K nearest demos vote with their similarity, and the label's own name
+# counts as evidence too (an LM reads label names). On the synthetic intent task of
+# tests/test_offline_lm.py, k=3 with the name prior beat 1-NN and both parts alone.
+K_NEIGHBOURS = 3
+NAME_PRIOR = 0.3
 _MAX_STR = 200
 _REASONING_NAMES = ("reasoning", "rationale")
 
+# Negations ("not", "no") are deliberately not stop words: "not good" must differ from "good".
 _STOP = frozenset("""a an the and or but if then so of to in on at by for with from into about as
 is are was were be been being am do does did done have has had i me my we our you your he she it
 its they them their this that these those there here what which who whom whose how when where why
-can could would should will shall may might must not no nor just also very too than please hi
+can could would should will shall may might must just also very too than please hi
 hello hey thanks thank any some all each much many more most other such only own same up out off
 over under again s t""".split())
 _WORD = re.compile(r"[^\W_]+")
@@ -91,13 +93,12 @@ def _rank(query: str, docs: list[str]) -> list[tuple[float, int]]:
     for f in feats:
         df.update(f.keys())
     n = len(docs)
-    if IDF == "smooth":
-        idf = {t: math.log((1 + n) / (1 + c)) + 1.0 for t, c in df.items()}
-    else:
-        idf = {t: math.log((1 + n) / c) for t, c in df.items()}
+    # ln((n+1)/df) rather than sklearn's smoothed idf: with a handful of demos, filler words
+    # ("right now", "can you help") otherwise weigh almost as much as the telling ones.
+    idf = {t: math.log((1 + n) / c) for t, c in df.items()}
 
     def vector(counts: Counter[str]) -> dict[str, float]:
-        vec = {t: (1.0 + math.log(c)) * idf.get(t, math.log(1 + n) + 1.0) for t, c in counts.items()}
+        vec = {t: (1.0 + math.log(c)) * idf.get(t, math.log(1 + n)) for t, c in counts.items()}
         norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
         return {t: w / norm for t, w in vec.items()}
 
@@ -174,8 +175,9 @@ def _zero_shot_label(values: tuple[str, ...], text: str) -> str:
     return values[scores.index(max(scores))]
 
 
-def _vote(t: TypeInfo, name: str, ranked: list[tuple[float, int]], demos: list[Demo]) -> Any:
-    """Similarity-weighted vote of the K nearest demos that have an allowed value."""
+def _vote(t: TypeInfo, name: str, ranked: list[tuple[float, int]], demos: list[Demo],
+          words: set[str]) -> Any:
+    """Similarity-weighted vote of the K nearest demos with an allowed value, plus name evidence."""
     tally: dict[Any, float] = {}
     voters = 0
     for sim, i in ranked:
@@ -185,14 +187,12 @@ def _vote(t: TypeInfo, name: str, ranked: list[tuple[float, int]], demos: list[D
             label = _coerce(demos[i].outputs[name], t)
         except (KeyError, ValueError, TypeError):
             continue
-        tally[label] = tally.get(label, 0.0) + sim ** POWER
+        tally[label] = tally.get(label, 0.0) + sim
         voters += 1
     if not tally:
         return None
-    if PRIOR and t.kind == "enum":
-        words = set(_stems(QUERY[0]))
-        for v in t.values:
-            tally[v] = tally.get(v, 0.0) + PRIOR * _label_score(v, words)
+    for v in t.values:  # empty for bool
+        tally[v] = tally.get(v, 0.0) + NAME_PRIOR * _label_score(v, words)
     best = max(tally.values())
     return next(label for label in tally if tally[label] == best)  # first seen = nearest
 
@@ -315,14 +315,15 @@ def _reasoning(prompt: Prompt, ranked: list[tuple[float, int]]) -> str:
     if len(snippet) > 80:
         snippet = snippet[:80].rsplit(" ", 1)[0] + "..."
     return (f"The most similar demonstration (#{i + 1} of {len(prompt.demos)}, similarity "
-            f"{sim:.2f}) is: {snippet}. Following its answer.")
+            f'{sim:.2f}) is "{snippet}"; following its answer.')
 
 
 def answer(prompt: Prompt) -> dict[str, Any]:
     """Typed values for the prompt's output fields, in order."""
     docs = [_input_text(d.inputs) for d in prompt.demos]
-    ranked = _rank(_input_text(prompt.query), docs) if docs else []
-    QUERY[0] = _input_text(prompt.query)
+    text = _input_text(prompt.query)
+    ranked = _rank(text, docs) if docs else []
+    words = set(_stems(text))
     out: dict[str, Any] = {}
     for f in prompt.outputs:
         t = f.type
@@ -330,7 +331,7 @@ def answer(prompt: Prompt) -> dict[str, Any]:
         if f.name.lower() in _REASONING_NAMES and t.kind == "str":
             value = _reasoning(prompt, ranked)
         elif t.kind in ("enum", "bool"):
-            value = _vote(t, f.name, ranked, prompt.demos)
+            value = _vote(t, f.name, ranked, prompt.demos, words)
         else:
             for sim, i in ranked:
                 if sim <= 0:
@@ -340,18 +341,22 @@ def answer(prompt: Prompt) -> dict[str, Any]:
                     break
                 except (KeyError, ValueError, TypeError):
                     continue
-        out[f.name] = _zero_shot(f, t, prompt.query) if value is None else value
+        out[f.name] = _defuse(_zero_shot(f, t, prompt.query) if value is None else value)
     return out
 
 
 # -- writing the reply -------------------------------------------------------------------
-def _render(value: Any, t: TypeInfo) -> str:
+def _defuse(value: Any) -> Any:
+    # A copied or extracted text must not be able to open a field of its own.
+    if isinstance(value, str):
+        return MARKER.sub(lambda m: m.group(1), value)
+    return [_defuse(v) for v in value] if isinstance(value, list) else value
+
+
+def _render(value: Any) -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
-    if isinstance(value, str):
-        # A copied or extracted text must not be able to open a field of its own.
-        return MARKER.sub(lambda m: m.group(1), value)
-    return json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def complete_messages(messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None) -> str:
@@ -364,7 +369,7 @@ def complete_messages(messages: list[dict[str, Any]], response_format: dict[str,
     values = answer(prompt)
     if prompt.json_mode:
         return json.dumps(values, ensure_ascii=False)
-    parts = [f"[[ ## {f.name} ## ]]\n{_render(values[f.name], f.type)}" for f in prompt.outputs]
+    parts = [f"[[ ## {f.name} ## ]]\n{_render(values[f.name])}" for f in prompt.outputs]
     return "\n\n".join([*parts, "[[ ## completed ## ]]"])
 
 

@@ -99,9 +99,9 @@ def parse_prompt(messages: list[Any], response_format: dict[str, Any] | None = N
     cut = list(_OUTPUT_REQUEST.finditer(final))
     body = final[:cut[-1].start()] if cut else final
     query = sections(body) or ({"input": body.strip()} if body.strip() else {})
-    json_mode = bool(response_format) or _JSON_SYSTEM in system or (
-        bool(cut) and "a JSON object with the keys" in final[cut[-1].start():])
-    return Prompt(inputs, outputs, demos, query, json_mode)
+    asks_json = bool(cut) and "a JSON object with the keys" in final[cut[-1].start():]
+    wants_json = bool(response_format) and response_format.get("type") != "text"  # type: ignore[union-attr]
+    return Prompt(inputs, outputs, demos, query, wants_json or asks_json or _JSON_SYSTEM in system)
 
 
 def sections(text: str) -> dict[str, str]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, wait_exponential, wait_random
 
 MAX_RETRY_AFTER = 60.0
-_backoff = wait_exponential_jitter(initial=0.5, max=20.0, jitter=0.5)
+_backoff = wait_exponential(multiplier=0.5, max=20.0) + wait_random(0, 0.5)
 
 
 def status_of(exc: BaseException) -> int | None:

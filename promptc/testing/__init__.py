@@ -17,8 +17,8 @@ from promptc.testing.server import (
     RequestRecord,
     Responder,
     default_responder,
-    estimate_tokens,
 )
+from promptc.testing.wire import estimate_tokens
 
 __all__ = [
     "DEFAULT_RANDOM_KINDS",

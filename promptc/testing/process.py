@@ -65,6 +65,10 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> str:
     except queue.Empty:
         raise RuntimeError(f"fake OpenAI server gave no READY line within {timeout} s") from None
     if not line.startswith(READY_PREFIX):
+        try:  # EOF means the child died: wait briefly so the message has its exit code
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
         raise RuntimeError(f"fake OpenAI server failed to start (exit {proc.poll()}): {line!r}")
     return line[len(READY_PREFIX) :].strip()
 

@@ -35,6 +35,7 @@ from promptc.testing.faults import (
     Fault,
     error_body,
 )
+from promptc.testing.wire import completion_payload, model_list, model_object
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -52,22 +53,6 @@ def default_responder(body: dict[str, Any]) -> str:
     return complete_messages(body.get("messages") or [], body.get("response_format"))
 
 
-def estimate_tokens(text: str) -> int:
-    """Four characters a token, like the rest of promptc's estimates."""
-    return len(text) // 4 + 1
-
-
-def _message_text(messages: Any) -> str:
-    parts: list[str] = []
-    for msg in messages if isinstance(messages, list) else []:
-        content = msg.get("content") if isinstance(msg, dict) else None
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):  # multi-part content: count the text parts only
-            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "\n".join(parts)
-
-
 @dataclass(frozen=True)
 class RequestRecord:
     """One request as the server received it. Header names are lower-cased."""
@@ -77,7 +62,8 @@ class RequestRecord:
     headers: dict[str, str]
     body: dict[str, Any]
     time: float
-    outcome: str = "ok"  # "ok", a fault kind, "auth", "bad_request", "not_found", "error"
+    # Decided on arrival: "ok", a fault kind, "auth", "bad_request" or "not_found".
+    outcome: str = "ok"
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """A header value by case-insensitive name."""
@@ -246,9 +232,7 @@ class FakeOpenAIServer:
         try:
             site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
             await site.start()
-            server = site._server
-            assert server is not None and isinstance(server, asyncio.base_events.Server)
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = runner.addresses[0][1]  # the real port when 0 asked for any
             if handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     self._loop.add_signal_handler(sig, self._stopping.set)
@@ -277,8 +261,11 @@ class FakeOpenAIServer:
                 body = parsed if isinstance(parsed, dict) else {}
                 bad_json = not isinstance(parsed, dict)
 
-        route = (request.method, request.path.rstrip("/"))
-        is_chat = route == ("POST", "/v1/chat/completions")
+        path = request.path.rstrip("/")
+        is_chat = request.method == "POST" and path == "/v1/chat/completions"
+        is_models = request.method == "GET" and (
+            path == "/v1/models" or path.startswith("/v1/models/")
+        )
         outcome, fault, reply = "ok", None, None
         if (
             self.api_key is not None
@@ -293,9 +280,7 @@ class FakeOpenAIServer:
                 fault = self._random_fault()
             if fault is not None:
                 outcome = fault.kind
-        elif route not in {("GET", "/v1/models")} and not (
-            request.method == "GET" and request.path.startswith("/v1/models/")
-        ):
+        elif not is_models:
             outcome = "not_found"
         self._log_request(request, body, outcome)
 
@@ -359,42 +344,21 @@ class FakeOpenAIServer:
         return {"x-request-id": f"req_fake_{next(self._ids)}"}
 
     def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
-        prompt_tokens = estimate_tokens(_message_text(body.get("messages")))
-        completion_tokens = estimate_tokens(content)
-        return {
-            "id": f"chatcmpl-fake{next(self._ids):010d}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model") or (self.models[0] if self.models else "fake-model"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-            "system_fingerprint": "fp_fake",
-        }
+        default_model = self.models[0] if self.models else "fake-model"
+        completion_id = f"chatcmpl-fake{next(self._ids):010d}"
+        return completion_payload(
+            body, content, completion_id=completion_id, default_model=default_model
+        )
 
     def _models_response(self, path: str) -> web.Response:
         from aiohttp import web
 
-        def model(name: str) -> dict[str, Any]:
-            return {"id": name, "object": "model", "created": 0, "owned_by": "promptc-fake"}
-
         if path.rstrip("/") == "/v1/models":
-            payload = {"object": "list", "data": [model(m) for m in self.models]}
-            return web.json_response(payload, headers=self._id_headers())
+            return web.json_response(model_list(self.models), headers=self._id_headers())
         name = path[len("/v1/models/") :]
         if name not in self.models:
             return _error(404, f"The model '{name}' does not exist (fake server).")
-        return web.json_response(model(name), headers=self._id_headers())
+        return web.json_response(model_object(name), headers=self._id_headers())
 
     async def _apply_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         from aiohttp import web
