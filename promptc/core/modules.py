@@ -87,11 +87,20 @@ class Predict:
                 record.attempts = 2
                 retry_messages = ctx.adapter.reask(messages, response.text, str(first), sig,
                                                    json_mode=self.json_mode)
-                retry = await lm.complete(request.model_copy(update={"messages": retry_messages}))
+                retry_request = request.model_copy(update={"messages": retry_messages})
+                retry = await lm.complete(retry_request)
                 record.usage.add(retry.usage)
                 record.usage.add(Usage(parse_retries=1))
                 record.completion = retry.text
-                outputs = ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
+                try:
+                    outputs = ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
+                except ParseError:
+                    # Don't let the cache replay a failure forever: a rerun should ask afresh.
+                    forget = getattr(lm, "forget", None)
+                    if forget is not None:
+                        forget(request)
+                        forget(retry_request)
+                    raise
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             raise

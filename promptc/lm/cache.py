@@ -261,6 +261,12 @@ class SQLiteCache:
                 )
             )
 
+    def delete(self, key: str) -> bool:
+        """Forget one entry (e.g. a reply that could not be parsed). True if it existed."""
+        with self._db() as conn:
+            cur = self._retry(lambda: conn.execute("DELETE FROM responses WHERE key = ?", (key,)))
+        return cur.rowcount > 0
+
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False

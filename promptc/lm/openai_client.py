@@ -68,8 +68,8 @@ class OpenAICompatibleLM:
 
     async def complete(self, request: LMRequest) -> LMResponse:
         request = self.resolve(request)
-        key = request.cache_key(self.cache_namespace) if self.cache else None
-        if self.cache and key:
+        key = request.cache_key(self.cache_namespace) if self.cache is not None else None
+        if self.cache is not None and key:
             hit = self.cache.get(key)
             if hit is not None:
                 return LMResponse(text=hit.text, model=hit.model, finish_reason=hit.finish_reason,
@@ -78,9 +78,14 @@ class OpenAICompatibleLM:
             raise LMError(f"cache miss for model '{self.model}' while running offline "
                           "(--offline): run once online to fill the cache")
         response = await self._send(request)
-        if self.cache and key:
+        if self.cache is not None and key:
             self.cache.set(key, request, response)
         return response
+
+    def forget(self, request: LMRequest) -> None:
+        """Drop a cached reply that proved useless, so the next run asks again."""
+        if self.cache is not None:
+            self.cache.delete(self.resolve(request).cache_key(self.cache_namespace))
 
     async def aclose(self) -> None:
         state, self._state = self._state, None
