@@ -27,8 +27,8 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor w
 CacheDirOpt = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Cache folder (env: PROMPTC_CACHE_DIR; default ~/.cache/promptc).")]
 
-stderr = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
 
 
 def cache_path(cache_dir: Path | None) -> Path | None:
@@ -63,9 +63,9 @@ def fail(error: BaseException) -> typer.Exit:
     code = error.exit_code if isinstance(error, PromptcError) else EXIT_USAGE
     message = str(error) or type(error).__name__
     first, _, rest = message.partition("\n")
-    stderr.print(f"[bold red]error:[/] {escape(first)}")
+    stderr.print(f"[bold red]error:[/] {escape(first)}", soft_wrap=True)
     if rest:
-        stderr.print(escape(rest))
+        stderr.print(escape(rest), soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -58,7 +58,7 @@ def print_dry_run(job: RunJob) -> None:
     if seen == 0:
         raise InputError("the input file has no rows (it is empty or only blank lines)", file=str(job.input))
     if first is not None:
-        for step, messages in zip(program.steps, row_messages(program, first)):
+        for step, messages in zip(program.steps, row_messages(program, first), strict=True):
             print_messages(messages, f"step '{step.name}' ({step.module.kind}), first row")
     calls = rows * len(program.steps)
     max_tokens = [getattr(program.lms.get(s.module.lm or "default"), "max_tokens", None) for s in program.steps]

@@ -27,7 +27,7 @@ def validate_command(spec: SpecArg) -> None:
     program = loaded.program
     stdout.print(f"[green]ok[/]: {spec} — program '{program.name}', {len(program.steps)} step(s)")
     stdout.print(f"  inputs:  {', '.join(f'{f.name}: {f.type.display()}' for f in program.input_fields)}")
-    for step, bindings in zip(program.steps, program.resolved):
+    for step, bindings in zip(program.steps, program.resolved, strict=True):
         wiring = ", ".join(f"{k} <- {ref}" for k, ref in bindings.items())
         outs = ", ".join(f"{f.name}: {f.type.display()}" for f in step.module.prompt_signature.outputs)
         stdout.print(f"  {step.name} ({step.module.kind}): {wiring} -> {outs}")

@@ -115,7 +115,7 @@ class Program:
                           sample_index=sample_index)
         values: dict[str, dict[str, Any]] = {INPUT: self.coerce_inputs(inputs)}
         outputs: dict[str, Any] = {}
-        for step, bindings in zip(self.steps, self.resolved):
+        for step, bindings in zip(self.steps, self.resolved, strict=True):
             step_inputs = {name: values[ref.source][ref.field] for name, ref in bindings.items()}
             try:
                 outputs = await step.module.acall(step_inputs, ctx)

@@ -17,7 +17,13 @@ from promptc.errors import Location, SpecError
 from promptc.lm.base import LM
 from promptc.spec.lms import LMOptions, build_lms, resolve_lm_configs
 from promptc.spec.models import FieldDecl, LMConfig, SignatureDecl, SpecDocument
-from promptc.spec.source import PositionMap, interpolate, load_yaml, load_yaml_text, validate_document
+from promptc.spec.source import (
+    PositionMap,
+    interpolate,
+    load_yaml,
+    load_yaml_text,
+    validate_document,
+)
 
 
 @dataclass
