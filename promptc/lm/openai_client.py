@@ -60,11 +60,13 @@ class OpenAICompatibleLM:
 
     def resolve(self, request: LMRequest) -> LMRequest:
         """Fill in this LM's sampling defaults: the request as it is sent and cached."""
-        return request.model_copy(update={
-            "model": self.model,
-            "temperature": self.temperature if request.temperature is None else request.temperature,
-            "max_tokens": self.max_tokens if request.max_tokens is None else request.max_tokens,
-        })
+        # model_construct: the fields are already validated, and this runs once per call.
+        return LMRequest.model_construct(
+            model=self.model, messages=request.messages,
+            temperature=self.temperature if request.temperature is None else request.temperature,
+            max_tokens=self.max_tokens if request.max_tokens is None else request.max_tokens,
+            response_format=request.response_format, sample_index=request.sample_index,
+        )
 
     async def complete(self, request: LMRequest) -> LMResponse:
         request = self.resolve(request)

@@ -9,6 +9,7 @@ doom every row (bad credentials, unknown model) stop the batch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class RowResult:
     def ok(self) -> bool:
         return self.error is None
 
-    @property
+    @functools.cached_property
     def usage(self) -> Usage:
         return self.trace.usage
 
