@@ -9,6 +9,7 @@ keeps requests and tokens per minute under the configured budget.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -143,7 +144,12 @@ class OpenAICompatibleLM:
                     await state.limiter.acquire(tokens)
                     async with state.concurrency:
                         try:
-                            completion = await state.client.chat.completions.create(**kwargs)
+                            # `post` instead of `chat.completions.create`: the same client,
+                            # transport, auth and error mapping, without the SDK's per-call
+                            # TypedDict transform and model construction, which cost more CPU
+                            # than all of promptc's own per-row work (see scripts/bench_run.py).
+                            text = await state.client.post("/chat/completions", body=kwargs, cast_to=str)
+                            completion = json.loads(text)
                         except Exception as exc:
                             if status_of(exc) == 429:
                                 state.concurrency.on_rate_limited()
@@ -154,16 +160,17 @@ class OpenAICompatibleLM:
             raise self._error(exc, attempts) from exc
         return self._response(completion, attempts)
 
-    def _response(self, completion: Any, attempts: int) -> LMResponse:
-        choice = completion.choices[0]
+    def _response(self, completion: dict[str, Any], attempts: int) -> LMResponse:
+        choice = completion["choices"][0]
         usage = Usage(requests=attempts, calls=1)
-        if completion.usage is not None:
-            usage.prompt_tokens = completion.usage.prompt_tokens or 0
-            usage.completion_tokens = completion.usage.completion_tokens or 0
+        reported = completion.get("usage") or {}
+        usage.prompt_tokens = reported.get("prompt_tokens") or 0
+        usage.completion_tokens = reported.get("completion_tokens") or 0
         if self.price is not None:
             usage.cost = self.price.cost(usage.prompt_tokens, usage.completion_tokens)
-        return LMResponse(text=choice.message.content or "", usage=usage, model=completion.model,
-                          finish_reason=choice.finish_reason)
+        message = choice.get("message") or {}
+        return LMResponse(text=message.get("content") or "", usage=usage, model=completion.get("model"),
+                          finish_reason=choice.get("finish_reason"))
 
     def _error(self, exc: Exception, attempts: int) -> LMError:
         if isinstance(exc, LMError):
@@ -186,7 +193,8 @@ class OpenAICompatibleLM:
 
 def _check_completion(completion: Any) -> None:
     # A 200 whose body isn't a chat completion (e.g. cut off) must be retried, not trusted.
-    if isinstance(completion, (str, bytes)) or not getattr(completion, "choices", None):
+    choices = completion.get("choices") if isinstance(completion, dict) else None
+    if not choices or not isinstance(choices[0], dict):
         raise ValueError("the endpoint returned a body that is not a chat completion")
 
 
