@@ -65,7 +65,7 @@ async def bare_loop(base_url: str, rows: int, concurrency: int) -> float:
             async with sem:
                 await client.chat.completions.create(model="fake-model", messages=messages, temperature=0)
 
-        await one(-1)  # warm the connection pool
+        await asyncio.gather(*(one(-1 - k) for k in range(concurrency)))  # open the connection pool
         start = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(rows)))
         return rows / (time.perf_counter() - start)
@@ -86,7 +86,8 @@ def promptc_run(base_url: str, rows: int, concurrency: int, workdir: Path) -> fl
     job = RunJob(program=program, input=inp, output=out, overwrite=True, concurrency=concurrency)
 
     async def go() -> float:
-        await program.acall({"question": "warm up 1"})  # open the connection pool, as bare_loop does
+        # Open the connection pool, as bare_loop does.
+        await asyncio.gather(*(program.acall({"question": f"warm up {k}"}) for k in range(concurrency)))
         _, done = job.prepare()
         start = time.perf_counter()
         stats = await job.run(done)
@@ -147,7 +148,7 @@ def startup(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=3000, help="rows per zero-latency run")
-    parser.add_argument("--slow-rows", type=int, default=1280, help="rows for the 200 ms latency run")
+    parser.add_argument("--slow-rows", type=int, default=3200, help="rows for the 200 ms latency run")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rss-rows", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--quick", action="store_true", help="small runs; no 100k memory run")

@@ -209,3 +209,27 @@ def test_limit_and_existing_output(tmp_path, fake_server):
     assert len(read_rows(out)) == 3
     again = run_cli("run", str(spec), "-i", str(inp), "-o", str(out), env=ENV)
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_json_mode_sends_a_response_format(tmp_path, fake_server):
+    spec = write_spec(tmp_path, fake_server.base_url)
+    spec.write_text(spec.read_text().replace("    signature: answer", "    signature: answer\n    json_mode: true"))
+    inp, out = write_rows(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
+    result = run_cli("run", str(spec), "-i", str(inp), "-o", str(out), env=ENV)
+    assert result.returncode == 0, result.stderr
+    body = fake_server.requests[0].body
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["properties"]["answer"] == {"type": "number"}
+    assert [r["answer"] for r in read_rows(out)] == [0.0, 1.0, 2.0]
+
+
+def test_prices_give_cost_in_usage_and_dry_run(tmp_path, fake_server):
+    spec = write_spec(tmp_path, fake_server.base_url, extra="prices:\n  fake-model: {input: 1.0, output: 2.0}")
+    inp, out = write_rows(tmp_path / "in.jsonl", 4), tmp_path / "out.jsonl"
+    dry = run_cli("run", str(spec), "-i", str(inp), "-o", str(out), "--dry-run", env=ENV)
+    assert "at most (prices from the spec)" in dry.stdout
+    result = run_cli("run", str(spec), "-i", str(inp), "-o", str(out), env=ENV)
+    assert result.returncode == 0, result.stderr
+    rows = read_rows(out)
+    assert all(r["_usage"]["cost"] > 0 for r in rows)
+    assert "$0.00" in result.stdout

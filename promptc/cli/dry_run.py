@@ -67,4 +67,7 @@ def print_dry_run(job: RunJob) -> None:
     stdout.print(f"{rows} row(s) to run" + (f", {bad} bad line(s)" if bad else ""))
     stdout.print(f"{calls} LM call(s) (more if replies need a parse re-ask or requests are retried)")
     stdout.print(f"~{prompt_tokens:,} prompt tokens, up to ~{completion:,} completion tokens")
+    price = getattr(program.lms.get("default"), "price", None)
+    if price is not None:
+        stdout.print(f"~${price.cost(prompt_tokens, completion):.4f} at most (prices from the spec)")
     stdout.print("nothing was sent (--dry-run)")

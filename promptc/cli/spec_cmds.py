@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from promptc.cli.common import SpecArg, handle_errors, stdout
+from promptc.cli.common import BaseUrlOpt, ModelOpt, SpecArg, handle_errors, stdout
 
 
 @handle_errors
-def validate_command(spec: SpecArg) -> None:
+def validate_command(spec: SpecArg, model: ModelOpt = None, base_url: BaseUrlOpt = None) -> None:
     """Check a spec without calling any LM: YAML, keys, types, signatures and field flow.
 
     Exit status 0 when the spec is valid, 2 with every problem as FILE:LINE:COL otherwise.
@@ -23,7 +23,7 @@ def validate_command(spec: SpecArg) -> None:
     from promptc.spec.lms import LMOptions
     from promptc.spec.loader import load
 
-    loaded = load(spec, options=LMOptions(cache=False))
+    loaded = load(spec, options=LMOptions(model=model, base_url=base_url, cache=False))
     program = loaded.program
     stdout.print(f"[green]ok[/]: {spec} — program '{program.name}', {len(program.steps)} step(s)")
     stdout.print(f"  inputs:  {', '.join(f'{f.name}: {f.type.display()}' for f in program.input_fields)}")
@@ -41,6 +41,8 @@ def inspect_command(
     spec: SpecArg,
     step: Annotated[str | None, typer.Option("--step", help="Step to show (default: every step).")] = None,
     example: Annotated[str | None, typer.Option("--example", help="Input values as a JSON object.")] = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """Print the chat messages a step sends, without calling the LM.
 
@@ -55,7 +57,7 @@ def inspect_command(
     from promptc.spec.lms import LMOptions
     from promptc.spec.loader import load
 
-    program = load(spec, options=LMOptions(cache=False)).program
+    program = load(spec, options=LMOptions(model=model, base_url=base_url, cache=False)).program
     values: dict = {}
     if example is not None:
         try:
