@@ -24,6 +24,9 @@ ModelOpt = Annotated[str | None, typer.Option(
 BaseUrlOpt = Annotated[str | None, typer.Option(
     "--base-url", help="Override the default LM's OpenAI-compatible base URL (env: OPENAI_BASE_URL).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the LM response cache.")]
+ProgramOpt = Annotated[Path | None, typer.Option(
+    "--program", help="A compiled program artifact (program.json or its folder) to use instead "
+    "of the spec's own instructions and demos; it must match the spec's steps and fields.")]
 CacheDirOpt = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Cache folder (env: PROMPTC_CACHE_DIR; default ~/.cache/promptc).")]
 

@@ -14,6 +14,7 @@ from promptc.cli.common import (
     CacheDirOpt,
     ModelOpt,
     NoCacheOpt,
+    ProgramOpt,
     SpecArg,
     cache_path,
     handle_errors,
@@ -52,6 +53,8 @@ Examples:
   promptc run specs/math.yaml -i big.jsonl -o out.jsonl --concurrency 64 --resume
 
   promptc run specs/math.yaml -i q.jsonl -o a.jsonl --model gpt-4o-mini --dry-run
+
+  promptc run specs/math.yaml --program build/math/ -i q.jsonl -o a.jsonl
 """
 
 
@@ -66,6 +69,7 @@ def run_command(
     input: Annotated[Path, typer.Option("--input", "-i", help="Input JSONL file.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL file (appended).",
                                          show_default=False)],
+    program: ProgramOpt = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=4096,
                                                     help="Rows in flight (default: the spec's lm.concurrency).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Complete an existing output file.")] = False,
@@ -94,7 +98,12 @@ def run_command(
     options = LMOptions(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
                         timeout=timeout, cache=not no_cache, cache_path=cache_path(cache_dir))
     loaded = load(spec, options=options)
-    job = RunJob(program=loaded.program, input=input, output=output, resume=resume, overwrite=overwrite,
+    runnable = loaded.program
+    if program is not None:
+        from promptc.artifacts.program_file import apply_artifact, load_artifact
+
+        runnable = apply_artifact(runnable, load_artifact(program))
+    job = RunJob(program=runnable, input=input, output=output, resume=resume, overwrite=overwrite,
                  limit=limit, on_error=on_error.value, rejects=rejects,
                  concurrency=loaded.lm_configs["default"].concurrency)
     if dry_run:

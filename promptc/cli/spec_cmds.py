@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from promptc.cli.common import BaseUrlOpt, ModelOpt, SpecArg, handle_errors, stdout
+from promptc.cli.common import BaseUrlOpt, ModelOpt, ProgramOpt, SpecArg, handle_errors, stdout
 
 
 @handle_errors
@@ -41,6 +41,7 @@ def inspect_command(
     spec: SpecArg,
     step: Annotated[str | None, typer.Option("--step", help="Step to show (default: every step).")] = None,
     example: Annotated[str | None, typer.Option("--example", help="Input values as a JSON object.")] = None,
+    program_path: ProgramOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
 ) -> None:
@@ -58,6 +59,10 @@ def inspect_command(
     from promptc.spec.loader import load
 
     program = load(spec, options=LMOptions(model=model, base_url=base_url, cache=False)).program
+    if program_path is not None:
+        from promptc.artifacts.program_file import apply_artifact, load_artifact
+
+        program = apply_artifact(program, load_artifact(program_path))
     values: dict = {}
     if example is not None:
         try:

@@ -1,0 +1,137 @@
+"""The program artifact (`program.json`): a self-contained, versioned program graph.
+
+It holds every step with its typed signature, bindings, instructions and demos, the LM
+configurations (names of key variables, never keys) and provenance, so a program can be
+rebuilt from it alone. `compile` writes it; `run --program` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from promptc import __version__
+from promptc.core.modules import MODULES
+from promptc.core.program import Program, Ref, Step
+from promptc.core.signature import Signature
+from promptc.errors import UsageError
+from promptc.lm.base import LM
+from promptc.spec.models import LMConfig
+
+SCHEMA_VERSION = 1
+FILE_NAME = "program.json"
+
+
+class StepArtifact(BaseModel):
+    """One step: module kind, full signature (instructions included), bindings, demos."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str
+    module: Literal["predict", "chain_of_thought"]
+    signature: Signature
+    bindings: dict[str, str] = Field(default_factory=dict, description="input field -> 'input.F' or 'STEP.F'")
+    lm: str | None = None
+    json_mode: bool = False
+    demos: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ProgramArtifact(BaseModel):
+    """The root of program.json."""
+
+    model_config = {"extra": "forbid"}
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    promptc_version: str = __version__
+    name: str
+    steps: list[StepArtifact]
+    lms: dict[str, LMConfig] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_program(cls, program: Program, *, lm_configs: dict[str, LMConfig] | None = None,
+                     provenance: dict[str, Any] | None = None) -> ProgramArtifact:
+        steps = [
+            StepArtifact(name=s.name, module=s.module.kind, signature=s.module.signature,  # type: ignore[arg-type]
+                         bindings={k: str(v) for k, v in bindings.items()}, lm=s.module.lm,
+                         json_mode=s.module.json_mode, demos=s.module.demos)
+            for s, bindings in zip(program.steps, program.resolved, strict=True)
+        ]
+        return cls(name=program.name, steps=steps, lms=dict(lm_configs or {}),
+                   provenance=dict(provenance or {}))
+
+    def build(self, lms: dict[str, LM]) -> Program:
+        """A runnable Program from this artifact, with the given LMs."""
+        steps = [Step(MODULES[s.module](s.signature, name=s.name, demos=s.demos, lm=s.lm,
+                                        json_mode=s.json_mode),
+                      {k: Ref.parse(v) for k, v in s.bindings.items()})
+                 for s in self.steps]
+        return Program(steps, name=self.name, lms=lms)
+
+    def save(self, path: Path) -> Path:
+        """Write to `path` (a file, or a folder that gets program.json). Atomic."""
+        target = path / FILE_NAME if path.suffix != ".json" else path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        tmp.replace(target)
+        return target
+
+
+def load_artifact(path: str | Path) -> ProgramArtifact:
+    """Read program.json (or a folder holding it); UsageError says what is wrong."""
+    p = Path(path)
+    target = p / FILE_NAME if p.is_dir() else p
+    if not target.exists():
+        raise UsageError(f"no program artifact at {target}")
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{target}: not a JSON program artifact ({exc})") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"{target}: artifact schema_version {version!r}; this promptc reads {SCHEMA_VERSION}")
+    try:
+        return ProgramArtifact.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise UsageError(f"{target}: invalid artifact at {where}: {first['msg']}") from None
+
+
+def differences(spec_program: Program, artifact: ProgramArtifact) -> list[str]:
+    """How an artifact's program graph differs from a spec's (empty when they match)."""
+    diffs: list[str] = []
+    spec_steps = {s.name: s for s in spec_program.steps}
+    art_steps = {s.name: s for s in artifact.steps}
+    for name in spec_steps.keys() - art_steps.keys():
+        diffs.append(f"step '{name}' is in the spec but not in the artifact")
+    for name in art_steps.keys() - spec_steps.keys():
+        diffs.append(f"step '{name}' is in the artifact but not in the spec")
+    if not diffs and list(spec_steps) != list(art_steps):
+        diffs.append(f"steps are in another order: spec {list(spec_steps)}, artifact {list(art_steps)}")
+    for name in spec_steps.keys() & art_steps.keys():
+        ours, theirs = spec_steps[name].module, art_steps[name]
+        if ours.kind != theirs.module:
+            diffs.append(f"step '{name}': module {ours.kind} in the spec, {theirs.module} in the artifact")
+        for side in ("inputs", "outputs"):
+            a = {f.name: f.type.display() for f in getattr(ours.signature, side)}
+            b = {f.name: f.type.display() for f in getattr(theirs.signature, side)}
+            if a != b:
+                diffs.append(f"step '{name}': {side} differ: spec {_fields(a)}, artifact {_fields(b)}")
+    return sorted(diffs)
+
+
+def _fields(fields: dict[str, str]) -> str:
+    return "(" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
+
+
+def apply_artifact(spec_program: Program, artifact: ProgramArtifact) -> Program:
+    """The spec's program with the artifact's instructions and demos; errors list every mismatch."""
+    diffs = differences(spec_program, artifact)
+    if diffs:
+        raise UsageError("the artifact does not match the spec:\n  " + "\n  ".join(diffs))
+    return artifact.build(spec_program.lms)
