@@ -9,7 +9,8 @@
     ├── AssertionFailed          reserved for run-time constraints
     └── LMError                  the LM endpoint failed (after retries, or fatally)
         ├── LMAuthError          401/403: wrong or missing key
-        └── LMConfigError        400/404: unknown model, bad base URL, bad request
+        ├── LMConfigError        400/404: unknown model, bad base URL, bad request
+        └── OfflineCacheMiss     `--offline` and the reply is not in the cache
 
 The CLI is the single place that turns these into messages and exit codes.
 """
@@ -134,3 +135,11 @@ class LMAuthError(LMError):
 
 class LMConfigError(LMError):
     """The request can never succeed as configured (400/404: model, URL, parameters)."""
+
+
+class OfflineCacheMiss(LMError):
+    """Running with `--offline` and a request is not in the cache: nothing may be sent."""
+
+
+# Errors that doom every row of a batch: the batch stops at the first one.
+FATAL_LM_ERRORS: tuple[type[LMError], ...] = (LMAuthError, LMConfigError, OfflineCacheMiss)

@@ -144,9 +144,10 @@ def test_unparseable_reply_is_reasked_once_then_a_row_error(tmp_path, fake_serve
     assert row["_usage"]["requests"] == 2
     assert "1 row(s) failed" in result.stderr
 
-    # The re-ask recovers when the second reply is good; --resume retries the failed row.
+    # Failures stay cached (a warm rerun, or --offline in CI, replays them exactly), so a
+    # --resume asks again only with --no-cache; then the re-ask recovers.
     fake_server.queue(["nothing useful", "[[ ## answer ## ]]\n0\n\n[[ ## completed ## ]]"])
-    again = run_cli("run", str(spec), "-i", str(inp), "-o", str(out), "--resume", env=ENV)
+    again = run_cli("run", str(spec), "-i", str(inp), "-o", str(out), "--resume", "--no-cache", env=ENV)
     assert again.returncode == 0, again.stderr
     rows = read_rows(out)
     assert len(rows) == 1 and rows[0]["answer"] == 0.0 and rows[0]["_usage"]["parse_retries"] == 1

@@ -92,15 +92,7 @@ class Predict:
                 record.usage.add(retry.usage)
                 record.usage.add(Usage(parse_retries=1))
                 record.completion = retry.text
-                try:
-                    outputs = ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
-                except ParseError:
-                    # Don't let the cache replay a failure forever: a rerun should ask afresh.
-                    forget = getattr(lm, "forget", None)
-                    if forget is not None:
-                        forget(request)
-                        forget(retry_request)
-                    raise
+                outputs = ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             raise

@@ -19,7 +19,7 @@ from promptc.core.modules import CallContext, Predict
 from promptc.core.signature import FieldSpec
 from promptc.core.trace import Trace
 from promptc.core.types import CoercionError
-from promptc.errors import LMAuthError, LMConfigError, SpecError, StepFailed
+from promptc.errors import FATAL_LM_ERRORS, SpecError, StepFailed
 from promptc.lm.base import LM
 
 INPUT = "input"
@@ -119,7 +119,7 @@ class Program:
             step_inputs = {name: values[ref.source][ref.field] for name, ref in bindings.items()}
             try:
                 outputs = await step.module.acall(step_inputs, ctx)
-            except (LMAuthError, LMConfigError):
+            except FATAL_LM_ERRORS:
                 raise  # fatal for the whole run, not for this example
             except Exception as exc:
                 raise StepFailed(step.name, exc, ctx.trace) from exc

@@ -16,7 +16,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from promptc.errors import LMAuthError, LMConfigError, LMError
+from promptc.errors import LMAuthError, LMConfigError, LMError, OfflineCacheMiss
 from promptc.lm.base import LMRequest, LMResponse, Price, Usage
 from promptc.lm.cache import SQLiteCache
 from promptc.lm.ratelimit import AdaptiveConcurrency, RateLimiter
@@ -78,17 +78,12 @@ class OpenAICompatibleLM:
                 return LMResponse(text=hit.text, model=hit.model, finish_reason=hit.finish_reason,
                                   cached=True, usage=Usage(calls=1, cache_hits=1))
         if self.offline_only:
-            raise LMError(f"cache miss for model '{self.model}' while running offline "
-                          "(--offline): run once online to fill the cache")
+            raise OfflineCacheMiss(f"cache miss for model '{self.model}' while running offline "
+                                   "(--offline): run once online to fill the cache, and commit it")
         response = await self._send(request)
         if self.cache is not None and key:
             self.cache.set(key, request, response)
         return response
-
-    def forget(self, request: LMRequest) -> None:
-        """Drop a cached reply that proved useless, so the next run asks again."""
-        if self.cache is not None:
-            self.cache.delete(self.resolve(request).cache_key(self.cache_namespace))
 
     async def aclose(self) -> None:
         state, self._state = self._state, None

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from promptc.core.example import Prediction
 from promptc.core.program import Program
 from promptc.core.trace import Trace
-from promptc.errors import LMAuthError, LMConfigError, StepFailed
+from promptc.errors import FATAL_LM_ERRORS, LMError, StepFailed
 from promptc.lm.base import Usage
 
 
@@ -40,6 +40,8 @@ class RowResult:
     error: str | None
     trace: Trace
     seconds: float
+    infra: bool = False  # the error was the endpoint's (retries exhausted), not the model's
+    extra: Any = None  # whatever the batch's `post` hook returned (e.g. metric scores)
 
     @property
     def ok(self) -> bool:
@@ -70,12 +72,18 @@ class BatchStats:
 
 
 Sink = Callable[[RowResult], None]
+PostHook = Callable[[RowResult], Awaitable[Any]]
 
 
 async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, concurrency: int = 16,
                   stats: BatchStats | None = None, on_update: Callable[[BatchStats], None] | None = None,
-                  window: int | None = None) -> BatchStats:
-    """Run `program` on every item; call `sink` once per item, in input order."""
+                  window: int | None = None, post: PostHook | None = None) -> BatchStats:
+    """Run `program` on every item; call `sink` once per item, in input order.
+
+    `post`, if given, runs right after each row inside the same concurrency slot (so a
+    metric that calls an LM judge is limited and overlapped like the program itself);
+    its return value lands in `RowResult.extra`.
+    """
     stats = stats or BatchStats()
     window_slots = asyncio.Semaphore(window or max(concurrency * 4, 64))
     run_slots = asyncio.Semaphore(concurrency)
@@ -103,16 +111,19 @@ async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, co
             try:
                 prediction = await program.acall(item.inputs)
                 result = RowResult(item, prediction, None, prediction.trace, time.monotonic() - start)
-            except (LMAuthError, LMConfigError) as exc:
+            except FATAL_LM_ERRORS as exc:
                 fatal.append(exc)
                 window_slots.release()  # wake the producer so it sees the failure
                 return
             except StepFailed as exc:
                 trace = exc.trace if isinstance(exc.trace, Trace) else Trace()
-                result = RowResult(item, None, str(exc), trace, time.monotonic() - start)
+                result = RowResult(item, None, str(exc), trace, time.monotonic() - start,
+                                   infra=isinstance(exc.cause, LMError))
             except Exception as exc:  # a bug must not cost the rows already done
                 result = RowResult(item, None, f"internal error: {type(exc).__name__}: {exc}",
                                    Trace(), time.monotonic() - start)
+            if post is not None:
+                result.extra = await post(result)
         results[seq] = result
         emit_ready()
 

@@ -72,8 +72,12 @@ def scan_input(path: Path, program: Program, limit: int | None = None) -> InputS
     return scan
 
 
-def prepare_resume(output: Path) -> set[int]:
-    """Rows already done in `output`; cuts a partial last line and drops failed rows."""
+def prepare_resume(output: Path, *, row_key: str = "_row", error_key: str = "_error",
+                   keep: Callable[[dict[str, Any]], None] | None = None) -> set[int]:
+    """Rows already done in `output`; cuts a partial last line and drops failed rows.
+
+    `keep`, if given, is called with every row that stays (eval reads its records back).
+    """
     if not output.exists():
         return set()
     repair_tail(output)
@@ -86,14 +90,16 @@ def prepare_resume(output: Path) -> set[int]:
                 continue
             try:
                 row = json.loads(text)
-                row_id = row["_row"]
+                row_id = row[row_key]
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise UsageError(f"{output}:{number}: not a promptc output row (no `_row`); "
+                raise UsageError(f"{output}:{number}: not a promptc output row (no `{row_key}`); "
                                  "refusing to resume into a file promptc did not write") from None
-            if row.get("_error") is not None or row_id in done:
+            if row.get(error_key) is not None or row_id in done:
                 kept_all = False
                 continue
             done.add(row_id)
+            if keep is not None:
+                keep(row)
             dst.write(text if text.endswith("\n") else text + "\n")
     if kept_all:
         tmp.unlink()
