@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptc.cli.cache_cmds import cache_app
+from promptc.cli.eval import EVAL_HELP, eval_command
 from promptc.cli.run import RUN_HELP, run_command
 from promptc.cli.spec_cmds import inspect_command, validate_command
 
@@ -17,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("run", help=RUN_HELP)(run_command)
+app.command("eval", help=EVAL_HELP)(eval_command)
 app.command("validate")(validate_command)
 app.command("inspect")(inspect_command)
 app.add_typer(cache_app, name="cache")

@@ -52,8 +52,10 @@ def reasons(summary: EvalSummary) -> list[str]:
     """Short phrases saying why the run passed or failed, for headlines."""
     out: list[str] = []
     if summary.threshold is not None:
-        op = ">=" if summary.passed_gate else "<"
-        out.append(f"{summary.primary} mean {summary.mean:.3f} {op} threshold {summary.threshold:.3g}")
+        # Not `passed_gate`: a regression alone also fails the gate with the mean above it.
+        op = ">=" if summary.mean >= summary.threshold else "<"
+        out.append(f"{summary.primary} mean {fmt_num(summary.mean)} {op} "
+                   f"threshold {summary.threshold:g}")
     if summary.comparison is not None and summary.comparison.regression:
         out.append(f"regression vs baseline ({summary.comparison.diff:+.3f})")
     if summary.errors:
@@ -71,6 +73,15 @@ def fmt_num(value: float | None, digits: int = 3) -> str:
 def fmt_cost(cost: float) -> str:
     """USD with enough digits that small evaluation costs do not show as $0.00."""
     return f"${cost:.2f}" if cost >= 1 else f"${cost:.4f}"
+
+
+# Colour codes from a terminal-minded error message are noise in every report format.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """Remove ANSI escape sequences (colours, cursor moves)."""
+    return _ANSI.sub("", text)
 
 
 def to_text(value: Any) -> str:
@@ -171,7 +182,7 @@ def records_frame(records: Sequence[EvalRecord]) -> pandas.DataFrame:
 
 def md_escape(value: Any, limit: int = 80) -> str:
     """Text safe inside a Markdown table cell: one line, no pipes, no raw HTML, shortened."""
-    text = " ".join(to_text(value).split())
+    text = " ".join(strip_ansi(to_text(value)).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -193,13 +204,14 @@ def _ci(low: float, high: float) -> str:
     return f"[{fmt_num(low)}, {fmt_num(high)}]"
 
 
-def comparison_line(summary: EvalSummary) -> str | None:
+def comparison_line(summary: EvalSummary, *, markdown: bool = True) -> str | None:
     """One sentence comparing with the baseline, or None without a comparison."""
     c = summary.comparison
     if c is None:
         return None
     verdict_text = "REGRESSION" if c.regression else "no regression"
-    return (f"vs baseline `{md_escape(c.baseline, 120)}`: {fmt_num(c.baseline_mean)} -> "
+    baseline = md_escape(c.baseline, 120) if markdown else c.baseline
+    return (f"vs baseline {baseline}: {fmt_num(c.baseline_mean)} -> "
             f"{fmt_num(c.candidate_mean)} (diff {c.diff:+.3f}, 95% CI {_ci(c.low, c.high)}, "
             f"p = {fmt_num(c.p_value)}, {c.method}, n = {c.n}): {verdict_text}")
 
@@ -217,10 +229,10 @@ def markdown_summary(summary: EvalSummary, records: Sequence[EvalRecord], *,
                      worst: int = 5) -> str:
     """A short Markdown block (for $GITHUB_STEP_SUMMARY or a PR comment)."""
     why = reasons(summary)
-    parts = [f"### promptc eval: {verdict(summary)} — `{md_escape(summary.spec, 120)}`", ""]
+    parts = [f"### promptc eval: {verdict(summary)} — {md_escape(summary.spec, 120)}", ""]
     parts.append(f"**{md_escape(summary.primary)}** mean **{fmt_num(summary.mean)}**, "
-                 f"95% CI {_ci(summary.low, summary.high)} over {summary.n} examples, "
-                 f"{summary.errors} errors" + (f" ({'; '.join(why)})" if why else "") + ".")
+                 f"95% CI {_ci(summary.low, summary.high)} over {summary.n} examples"
+                 + (f" ({'; '.join(why)})" if why else "") + ".")
     parts.append("")
     metric_rows = [[md_escape(m.name) + (" (primary)" if m.primary else ""), f"{m.weight:g}",
                     fmt_num(m.mean), _ci(m.low, m.high), m.n] for m in summary.metrics]
@@ -233,7 +245,8 @@ def markdown_summary(summary: EvalSummary, records: Sequence[EvalRecord], *,
     if line:
         parts += [line, ""]
     parts += [usage_line(summary), ""]
-    picked = worst_examples(records, worst)
+    # Perfect scores are never "worst", however few examples are left to show.
+    picked = worst_examples([r for r in records if r.status != "pass" or (r.score or 0) < 1], worst)
     if picked:
         parts += [f"Worst {len(picked)} examples:", "", _worst_table(picked), ""]
     return "\n".join(parts)
@@ -253,7 +266,7 @@ def _worst_table(records: Sequence[EvalRecord]) -> str:
 
 def markdown_report(summary: EvalSummary, records: Sequence[EvalRecord]) -> str:
     """The `.md` report: the summary block, run details and the 20 worst examples."""
-    details = md_table(["", ""], [["spec", md_escape(summary.spec, 200)],
+    details = md_table(["run", ""], [["spec", md_escape(summary.spec, 200)],
                                   ["program", md_escape(summary.program or "(from spec)", 200)],
                                   ["data", md_escape(summary.data, 200)],
                                   ["exit code", summary.exit_code]])
@@ -282,7 +295,7 @@ _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]
 
 
 def _xml(text: Any, limit: int | None = None) -> str:
-    out = _XML_BAD.sub("", to_text(text))
+    out = _XML_BAD.sub("", strip_ansi(to_text(text)))
     if limit is not None:
         out = " ".join(out.split())
         if len(out) > limit:

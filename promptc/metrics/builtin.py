@@ -182,7 +182,7 @@ def regex(prediction: Any, pattern: re.Pattern[str]) -> MetricResult:
     """1 if `pattern` is found (re.search) in the prediction's text."""
     if pattern.search(as_text(prediction)):
         return MetricResult(score=1.0)
-    return MetricResult(score=0.0, feedback=f"output does not match the pattern {pattern.pattern!r}: "
+    return MetricResult(score=0.0, feedback=f"output does not match the pattern /{pattern.pattern}/: "
                                             f"got {_short(prediction)}")
 
 
@@ -250,31 +250,29 @@ def json_schema(prediction: Any, schema: Mapping[str, Any]) -> MetricResult:
     return MetricResult(score=1.0)
 
 
-def _length(prediction: Any, unit: str) -> int:
-    text = as_text(prediction)
-    return len(text.split()) if unit == "words" else len(text)
+def _words(prediction: Any) -> int:
+    return len(as_text(prediction).split())
 
 
 def max_words(prediction: Any, limit: int) -> MetricResult:
     """1 if the prediction has at most `limit` whitespace-separated words."""
-    n = _length(prediction, "words")
-    ok = n <= limit
-    return MetricResult(score=1.0) if ok else MetricResult(
-        score=0.0, feedback=f"{n} words, more than the limit of {limit}")
+    n = _words(prediction)
+    return MetricResult(score=float(n <= limit),
+                        feedback=None if n <= limit else f"{n} words, more than the limit of {limit}")
 
 
 def max_chars(prediction: Any, limit: int) -> MetricResult:
     """1 if the prediction has at most `limit` characters."""
-    n = _length(prediction, "chars")
-    return MetricResult(score=1.0) if n <= limit else MetricResult(
-        score=0.0, feedback=f"{n} characters, more than the limit of {limit}")
+    n = len(as_text(prediction))
+    return MetricResult(score=float(n <= limit), feedback=None if n <= limit else
+                        f"{n} characters, more than the limit of {limit}")
 
 
 def min_words(prediction: Any, limit: int) -> MetricResult:
     """1 if the prediction has at least `limit` words."""
-    n = _length(prediction, "words")
-    return MetricResult(score=1.0) if n >= limit else MetricResult(
-        score=0.0, feedback=f"{n} words, fewer than the minimum of {limit}")
+    n = _words(prediction)
+    return MetricResult(score=float(n >= limit),
+                        feedback=None if n >= limit else f"{n} words, fewer than the minimum of {limit}")
 
 
 # -- wiring to example/prediction rows ---------------------------------------------------
@@ -302,33 +300,26 @@ def read_gold(example: Mapping[str, Any], gold: str) -> Any:
 def builtin_metric(cfg: MetricConfig, field: str, gold: str) -> MetricFn:
     """A row-level function for a built-in (non-judge) metric config."""
     kind = cfg.type
-    scorer: Callable[[Any, Any], MetricResult]
-    if kind == "exact_match":
-        scorer = exact_match
-    elif kind == "f1":
-        scorer = f1
-    elif kind == "contains":
-        ignore_case = cfg.ignore_case
-        scorer = lambda p, g: contains(p, g, ignore_case=ignore_case)  # noqa: E731
-    elif kind == "numeric_match":
-        tol, rel = cfg.tolerance, cfg.relative_tolerance
-        scorer = lambda p, g: numeric_match(p, g, tolerance=tol, relative_tolerance=rel)  # noqa: E731
-    elif kind == "label_accuracy":
-        scorer = label_accuracy
-    elif kind == "regex":
+    # Each scorer takes (prediction value, gold value or None).
+    scorers: dict[str, Callable[[Any, Any], MetricResult]] = {
+        "exact_match": exact_match,
+        "f1": f1,
+        "label_accuracy": label_accuracy,
+        "contains": lambda p, g: contains(p, g, ignore_case=cfg.ignore_case),
+        "numeric_match": lambda p, g: numeric_match(
+            p, g, tolerance=cfg.tolerance, relative_tolerance=cfg.relative_tolerance),
+        "json_valid": lambda p, _: json_valid(p),
+        "json_schema": lambda p, _: json_schema(p, cfg.json_schema or {}),
+        "max_words": lambda p, _: max_words(p, cfg.limit or 0),
+        "max_chars": lambda p, _: max_chars(p, cfg.limit or 0),
+        "min_words": lambda p, _: min_words(p, cfg.limit or 0),
+    }
+    if kind == "regex":
         pattern = cfg.compiled_pattern()
-        scorer = lambda p, _: regex(p, pattern)  # noqa: E731
-    elif kind == "json_valid":
-        scorer = lambda p, _: json_valid(p)  # noqa: E731
-    elif kind == "json_schema":
-        schema = dict(cfg.json_schema or {})
-        scorer = lambda p, _: json_schema(p, schema)  # noqa: E731
-    elif kind in ("max_words", "max_chars", "min_words"):
-        limit, length_fn = int(cfg.limit or 0), {"max_words": max_words, "max_chars": max_chars,
-                                                 "min_words": min_words}[kind]
-        scorer = lambda p, _: length_fn(p, limit)  # noqa: E731
-    else:
+        scorers["regex"] = lambda p, _: regex(p, pattern)
+    if kind not in scorers:
         raise ValueError(f"'{kind}' is not a built-in metric type")
+    scorer = scorers[kind]
     needs_gold = kind in GOLD_TYPES
 
     def metric(example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Any = None) -> MetricResult:

@@ -136,6 +136,10 @@ class RunJob:
     on_error: Literal["fail", "skip"] = "fail"
     rejects: Path | None = None
     concurrency: int = 16
+    # How finished rows are recognized on --resume (eval writes `row`/`error` records).
+    row_key: str = "_row"
+    error_key: str = "_error"
+    keep: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def rejects_path(self) -> Path:
@@ -153,7 +157,8 @@ class RunJob:
                              "or --overwrite to start again")
         if self.overwrite and self.output.exists():
             self.output.unlink()
-        done = prepare_resume(self.output) if self.resume else set()
+        done = (prepare_resume(self.output, row_key=self.row_key, error_key=self.error_key, keep=self.keep)
+                if self.resume else set())
         return scan, done
 
     def items(self, done: set[int], rejects: JsonlAppender | None) -> Iterator[WorkItem]:

@@ -47,7 +47,7 @@ class LoadedSpec:
         if not value:
             return None
         p = Path(value)
-        return p if p.is_absolute() or self.path is None else (self.path.parent / p)
+        return p if p.is_absolute() or self.path is None else Path(os.path.normpath(self.path.parent / p))
 
 
 def load(path: str | Path, *, options: LMOptions | None = None, env: Mapping[str, str] | None = None,

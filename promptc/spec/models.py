@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from promptc.lm.base import Price
+from promptc.metrics.config import MetricConfig
 
 
 class Strict(BaseModel):
@@ -97,3 +98,5 @@ class SpecDocument(Strict):
     program: list[StepDecl] = Field(min_length=1)
     data: DataDecl | None = None
     prices: dict[str, Price] = Field(default_factory=dict, description="USD per 1M tokens, by model")
+    metric: MetricConfig | list[MetricConfig] | None = Field(
+        default=None, description="how `eval` (and later `compile`) scores a prediction")

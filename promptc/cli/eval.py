@@ -1,0 +1,125 @@
+"""`promptc eval`: score a spec or a compiled artifact on a labelled set, and gate CI on it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from promptc.cli.common import (
+    BaseUrlOpt,
+    CacheDirOpt,
+    ModelOpt,
+    NoCacheOpt,
+    ProgramOpt,
+    SpecArg,
+    cache_path,
+    handle_errors,
+    stderr,
+)
+from promptc.cli.run import OnError
+
+EVAL_HELP = """Score a spec (or a compiled artifact) on a labelled JSONL set.
+
+Each data row holds the program's inputs and the gold fields the metrics read. Metrics
+come from the spec's `metric:` block, or --metric (e.g. `exact_match`, `numeric_match`,
+`python:mypkg.metrics:score`). The first metric, or the one marked `primary`, gates CI.
+
+Runs with the same concurrency, retries, cache and resume machinery as `run`.
+Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost,
+latency p50/p95 and the worst examples.
+
+Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression
+against --baseline); 2 spec, usage or input error; 3 LM/infrastructure failure (more
+than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss
+under --offline).
+
+Examples:
+
+  promptc eval specs/intent.yaml --data datasets/intent/dev.jsonl --threshold 0.6
+
+  promptc eval specs/math.yaml --program build/math --baseline last.jsonl --output now.jsonl
+
+  promptc eval specs/intent.yaml --report report.html --junit junit.xml --offline
+"""
+
+
+@handle_errors
+def eval_command(
+    spec: SpecArg,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled JSONL (default: the spec's data.dev).")] = None,
+    program: ProgramOpt = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", help="Metric type or python:MODULE:FUNC (repeatable); replaces the spec's metrics.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Per-example results JSONL.")] = None,
+    report: Annotated[list[Path] | None, typer.Option(
+        "--report", help="Report file: .json, .csv, .md or .html (repeatable).")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="JUnit XML: one testcase per example.")] = None,
+    show_failures: Annotated[int, typer.Option("--show-failures", min=0, help="Print the N worst examples.")] = 3,
+    threshold: Annotated[float | None, typer.Option("--threshold", min=0, max=1,
+                                                    help="Fail (exit 1) when the primary mean is below this.")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", help="Earlier --output results JSONL, or an artifact to evaluate for comparison.")] = None,
+    max_regression: Annotated[float, typer.Option(
+        "--max-regression", min=0, help="Allowed drop against --baseline before it can fail.")] = 0.0,
+    alpha: Annotated[float, typer.Option("--alpha", min=0, max=1, help="Significance level of the paired test.")] = 0.05,
+    max_error_rate: Annotated[float, typer.Option(
+        "--max-error-rate", min=0, max=1, help="Exit 3 when more rows than this fail at the endpoint.")] = 0.05,
+    offline: Annotated[bool, typer.Option("--offline", help="Never send a request: a cache miss is exit 3.")] = False,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=4096)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N rows.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Complete an existing --output file.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
+    on_error: Annotated[OnError, typer.Option("--on-error", help="What to do with bad data lines.")] = OnError.fail,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    from promptc.cli.eval_output import print_summary, write_outputs
+    from promptc.errors import UsageError
+    from promptc.evaluate.evaluator import EvalJob, Gate, summarize
+    from promptc.cli.eval_setup import load_baseline, resolve_metrics
+    from promptc.spec.lms import LMOptions
+    from promptc.spec.loader import load
+
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other; pick one")
+    if resume and output is None:
+        raise UsageError("--resume needs --output (the file to complete)")
+    if offline and no_cache:
+        raise UsageError("--offline reads answers from the cache; it cannot be combined with --no-cache")
+    options = LMOptions(model=model, base_url=base_url, concurrency=concurrency,
+                        cache=not no_cache, cache_path=cache_path(cache_dir), offline_only=offline)
+    loaded = load(spec, options=options)
+    runnable = loaded.program
+    if program is not None:
+        from promptc.artifacts.program_file import apply_artifact, load_artifact
+
+        runnable = apply_artifact(runnable, load_artifact(program))
+    data_path = data or loaded.data_path("dev")
+    if data_path is None:
+        raise UsageError("no data: pass --data FILE or set `data.dev` in the spec")
+    metrics = resolve_metrics(loaded, runnable, metric)
+    job = EvalJob(program=runnable, metrics=metrics, data=data_path, output=output, resume=resume,
+                  overwrite=overwrite, limit=limit, on_error=on_error.value,
+                  concurrency=loaded.lm_configs["default"].concurrency)
+    todo = job.prepare()
+    baseline_records = load_baseline(baseline, loaded, metrics, data_path, limit) if baseline else None
+    from promptc.cli.progress import BatchProgress
+
+    started = time.monotonic()
+    with BatchProgress("eval", todo) as progress:
+        records = asyncio.run(job.run(total=todo, on_update=progress.update))
+    gate = Gate(threshold=threshold, max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate)
+    summary = summarize(records, metrics, spec=str(spec), program=str(program) if program else None,
+                        data=str(data_path), gate=gate, wall_seconds=time.monotonic() - started,
+                        baseline=baseline_records, baseline_name=str(baseline) if baseline else "")
+    write_outputs(summary, records, reports=report or [], junit=junit)
+    print_summary(summary, records, show_failures=show_failures)
+    if summary.exit_code:
+        stderr.print(f"[red]eval failed[/] (exit {summary.exit_code})")
+        raise typer.Exit(summary.exit_code)
