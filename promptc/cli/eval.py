@@ -80,9 +80,9 @@ def eval_command(
     cache_dir: CacheDirOpt = None,
 ) -> None:
     from promptc.cli.eval_output import print_summary, write_outputs
+    from promptc.cli.eval_setup import load_baseline, resolve_metrics
     from promptc.errors import UsageError
     from promptc.evaluate.evaluator import EvalJob, Gate, summarize
-    from promptc.cli.eval_setup import load_baseline, resolve_metrics
     from promptc.spec.lms import LMOptions
     from promptc.spec.loader import load
 
