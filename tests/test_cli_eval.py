@@ -149,3 +149,27 @@ def test_resume_completes_without_redoing(tmp_path):
     rows = [json.loads(x)["row"] for x in out.read_text().splitlines()]
     assert sorted(rows) == list(range(1, 65))
     assert "n=64" in done.stdout
+
+
+def test_weighted_metrics_with_an_llm_judge(tmp_path, fake_server):
+    fake_server.responder = lambda body: "[[ ## score ## ]]\n0.5\n\n[[ ## feedback ## ]]\nok-ish\n\n[[ ## completed ## ]]"
+    spec = tmp_path / "judged.yaml"
+    spec.write_text((ROOT / INTENT).read_text().split("metric:")[0].replace(
+        "version: 1\n", f"""version: 1
+lms:
+  default: {{model: offline}}
+  judge: {{model: fake-model, base_url: "{fake_server.base_url}", api_key_env: PROMPTC_TEST_KEY}}
+""").replace("../datasets", str(ROOT / "datasets")) + """metric:
+  - {type: label_accuracy, field: intent, weight: 1}
+  - {type: llm_judge, name: tone, rubric: "Is the label plausible for the message?", lm: judge, weight: 1, primary: true}
+""")
+    result = run_cli("eval", str(spec), "--limit", "5", "--output", str(tmp_path / "r.jsonl"), env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert fake_server.request_count == 5
+    assert "tone (primary)" in result.stdout and "weighted" in result.stdout
+    rows = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert all(r["scores"]["tone"] == 0.5 and r["feedback"]["tone"] == "ok-ish" for r in rows)
+    assert all(r["score"] == 0.5 for r in rows)
+    assert "5 HTTP request(s)" in result.stdout  # the judge's calls are in the totals
+    rubric_seen = fake_server.requests[0].body["messages"][-1]["content"]
+    assert "Is the label plausible" in rubric_seen

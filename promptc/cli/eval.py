@@ -103,7 +103,10 @@ def eval_command(
     data_path = data or loaded.data_path("dev")
     if data_path is None:
         raise UsageError("no data: pass --data FILE or set `data.dev` in the spec")
-    metrics = resolve_metrics(loaded, runnable, metric)
+    from promptc.metrics.judge import JudgeRunner
+
+    judge = JudgeRunner(runnable.lms)  # its usage (LM-graded metrics) joins the totals
+    metrics = resolve_metrics(loaded, runnable, metric, judge)
     job = EvalJob(program=runnable, metrics=metrics, data=data_path, output=output, resume=resume,
                   overwrite=overwrite, limit=limit, on_error=on_error.value,
                   concurrency=loaded.lm_configs["default"].concurrency)
@@ -118,6 +121,7 @@ def eval_command(
     summary = summarize(records, metrics, spec=str(spec), program=str(program) if program else None,
                         data=str(data_path), gate=gate, wall_seconds=time.monotonic() - started,
                         baseline=baseline_records, baseline_name=str(baseline) if baseline else "")
+    summary.usage.add(judge.usage)
     write_outputs(summary, records, reports=report or [], junit=junit)
     print_summary(summary, records, show_failures=show_failures)
     if summary.exit_code:

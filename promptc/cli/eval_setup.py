@@ -47,11 +47,13 @@ def metric_configs(loaded: LoadedSpec, program: Program, cli: list[str] | None) 
     return list(declared) if isinstance(declared, list) else [declared]
 
 
-def resolve_metrics(loaded: LoadedSpec, program: Program, cli: list[str] | None) -> list[NamedMetric]:
+def resolve_metrics(loaded: LoadedSpec, program: Program, cli: list[str] | None,
+                    judge: JudgeRunner | None = None) -> list[NamedMetric]:
     """Built metrics; a problem in the spec's block is reported at its location."""
     configs = metric_configs(loaded, program, cli)
     try:
-        return build_metrics(configs, default_field=default_field(program), judge=JudgeRunner(program.lms))
+        return build_metrics(configs, default_field=default_field(program),
+                             judge=judge or JudgeRunner(program.lms))
     except ValueError as exc:
         if cli:
             raise UsageError(f"--metric: {_first_line(exc)}") from None
