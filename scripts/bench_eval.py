@@ -99,7 +99,7 @@ def metric_costs(n: int = 20000) -> None:
     }
     example = {"answer": "The capital of France is Paris.", "n": "$1,234.50", "j": "{}"}
     prediction = {"answer": "Paris is the capital of France", "n": "1234.5", "j": '{"a": [1, 2]}'}
-    print("\n## scoring cost per example (µs, median of 5 × {:,} calls)".format(n))
+    print(f"\n## scoring cost per example (µs, median of 5 × {n:,} calls)")
     for name, cfg in configs.items():
         metric = build_metrics([cfg], default_field="answer")[0]
         samples = []

@@ -18,7 +18,7 @@ from promptc.lm.base import Usage
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]
+SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False, metavar="SPEC")]
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="Override the default LM's model (`offline` = the built-in offline LM).")]
 BaseUrlOpt = Annotated[str | None, typer.Option(

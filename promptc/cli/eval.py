@@ -24,18 +24,11 @@ from promptc.cli.run import OnError
 
 EVAL_HELP = """Score a spec (or a compiled artifact) on a labelled JSONL set.
 
-Each data row holds the program's inputs and the gold fields the metrics read. Metrics
-come from the spec's `metric:` block, or --metric (e.g. `exact_match`, `numeric_match`,
-`python:mypkg.metrics:score`). The first metric, or the one marked `primary`, gates CI.
+Each data row holds the program's inputs and the gold fields the metrics read. Metrics come from the spec's `metric:` block, or --metric (e.g. `exact_match`, `numeric_match`, `python:mypkg.metrics:score`). The first metric, or the one marked `primary`, gates CI.
 
-Runs with the same concurrency, retries, cache and resume machinery as `run`.
-Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost,
-latency p50/p95 and the worst examples.
+Runs with the same concurrency, retries, cache and resume machinery as `run`. Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost, latency p50/p95 and the worst examples.
 
-Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression
-against --baseline); 2 spec, usage or input error; 3 LM/infrastructure failure (more
-than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss
-under --offline).
+Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression against --baseline); 2 spec, usage or input error; 3 LM/infrastructure failure (more than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss under --offline).
 
 Examples:
 

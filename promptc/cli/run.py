@@ -26,25 +26,15 @@ from promptc.errors import EXIT_OK, EXIT_ROWS_FAILED
 
 RUN_HELP = """Run a spec's program over every row of a JSONL file.
 
-Each input line is a JSON object holding the program's input fields. Each output
-line holds `_row` (the input line number), the input's fields, the outputs, `_usage`
-and `_error` (null unless the row failed). An input field with the same name as an
-output is kept under `_input`.
+Each input line is a JSON object holding the program's input fields. Each output line holds `_row` (the input line number), the input's fields, the outputs, `_usage` and `_error` (null unless the row failed). An input field with the same name as an output is kept under `_input`.
 
-Order: rows are written in input order. After --resume, rows finished in this run
-follow the rows already in the file; sort by `_row` for input order.
+Order: rows are written in input order. After --resume, rows finished in this run follow the rows already in the file; sort by `_row` for input order.
 
-Crash safety: every finished row is appended and flushed at once. After a crash or
-Ctrl-C, rerun with --resume: a half-written last line is cut, failed rows are retried,
-and every input row ends up in the output exactly once.
+Crash safety: every finished row is appended and flushed at once. After a crash or Ctrl-C, rerun with --resume: a half-written last line is cut, failed rows are retried, and every input row ends up in the output exactly once.
 
-Bad input: the whole file is validated before any LM call. By default a bad line
-(not JSON, not UTF-8, a missing or mistyped input field) stops the run with the line
-numbers; --on-error skip writes bad lines to a rejects file and runs the rest.
+Bad input: the whole file is validated before any LM call. By default a bad line (not JSON, not UTF-8, a missing or mistyped input field) stops the run with the line numbers; --on-error skip writes bad lines to a rejects file and runs the rest.
 
-Exit status: 0 every row succeeded; 1 some rows failed (see `_error`); 2 bad spec,
-input or flags (nothing was sent); 3 the LM endpoint failed for good (bad key,
-unknown model, unreachable); 130 interrupted.
+Exit status: 0 every row succeeded; 1 some rows failed (see `_error`); 2 bad spec, input or flags (nothing was sent); 3 the LM endpoint failed for good (bad key, unknown model, unreachable); 130 interrupted.
 
 Examples:
 
