@@ -10,7 +10,8 @@
     └── LMError                  the LM endpoint failed (after retries, or fatally)
         ├── LMAuthError          401/403: wrong or missing key
         ├── LMConfigError        400/404: unknown model, bad base URL, bad request
-        └── OfflineCacheMiss     `--offline` and the reply is not in the cache
+        ├── OfflineCacheMiss     `--offline` and the reply is not in the cache
+        └── BudgetExhausted      compile's --max-calls / --max-cost is spent
 
 The CLI is the single place that turns these into messages and exit codes.
 """
@@ -141,5 +142,9 @@ class OfflineCacheMiss(LMError):
     """Running with `--offline` and a request is not in the cache: nothing may be sent."""
 
 
+class BudgetExhausted(LMError):
+    """The compile budget (--max-calls / --max-cost) is spent; stop and keep the best so far."""
+
+
 # Errors that doom every row of a batch: the batch stops at the first one.
-FATAL_LM_ERRORS: tuple[type[LMError], ...] = (LMAuthError, LMConfigError, OfflineCacheMiss)
+FATAL_LM_ERRORS: tuple[type[LMError], ...] = (LMAuthError, LMConfigError, OfflineCacheMiss, BudgetExhausted)

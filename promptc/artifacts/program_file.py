@@ -11,14 +11,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_serializer
 
 from promptc import __version__
 from promptc.core.modules import MODULES
 from promptc.core.program import Program, Ref, Step
 from promptc.core.signature import Signature
 from promptc.errors import UsageError
-from promptc.lm.base import LM
+from promptc.lm.base import LM, Price
+from promptc.metrics.config import MetricConfig
 from promptc.spec.models import LMConfig
 
 SCHEMA_VERSION = 1
@@ -48,11 +49,19 @@ class ProgramArtifact(BaseModel):
     promptc_version: str = __version__
     name: str
     steps: list[StepArtifact]
-    lms: dict[str, LMConfig] = Field(default_factory=dict)
+    lms: dict[str, LMConfig] = Field(default_factory=dict, description="LM settings; key variable names only")
+    prices: dict[str, Price] = Field(default_factory=dict)
+    metric: list[MetricConfig] = Field(default_factory=list, description="what compile optimized for")
     provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("metric")
+    def _metric_as_written(self, metric: list[MetricConfig]) -> list[dict[str, Any]]:
+        # Only what the spec set, so the file reads like the spec and validates the same way.
+        return [m.model_dump(mode="json", exclude_unset=True, by_alias=True) for m in metric]
 
     @classmethod
     def from_program(cls, program: Program, *, lm_configs: dict[str, LMConfig] | None = None,
+                     prices: dict[str, Price] | None = None, metric: list[MetricConfig] | None = None,
                      provenance: dict[str, Any] | None = None) -> ProgramArtifact:
         steps = [
             StepArtifact(name=s.name, module=s.module.kind, signature=s.module.signature,  # type: ignore[arg-type]
@@ -60,8 +69,8 @@ class ProgramArtifact(BaseModel):
                          json_mode=s.module.json_mode, demos=s.module.demos)
             for s, bindings in zip(program.steps, program.resolved, strict=True)
         ]
-        return cls(name=program.name, steps=steps, lms=dict(lm_configs or {}),
-                   provenance=dict(provenance or {}))
+        return cls(name=program.name, steps=steps, lms=dict(lm_configs or {}), prices=dict(prices or {}),
+                   metric=list(metric or []), provenance=dict(provenance or {}))
 
     def build(self, lms: dict[str, LM]) -> Program:
         """A runnable Program from this artifact, with the given LMs."""

@@ -15,12 +15,12 @@ from promptc.cli.common import (
     ModelOpt,
     NoCacheOpt,
     ProgramOpt,
-    SpecArg,
     cache_path,
     handle_errors,
     stderr,
 )
 from promptc.cli.run import OnError
+from promptc.cli.source import OptionalSpecArg
 
 EVAL_HELP = """Score a spec (or a compiled artifact) on a labelled JSONL set.
 
@@ -42,7 +42,7 @@ Examples:
 
 @handle_errors
 def eval_command(
-    spec: SpecArg,
+    spec: OptionalSpecArg = None,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled JSONL (default: the spec's data.dev).")] = None,
     program: ProgramOpt = None,
     metric: Annotated[list[str] | None, typer.Option(
@@ -74,10 +74,10 @@ def eval_command(
 ) -> None:
     from promptc.cli.eval_output import print_summary, write_outputs
     from promptc.cli.eval_setup import load_baseline, resolve_metrics
+    from promptc.cli.source import load_source
     from promptc.errors import UsageError
     from promptc.evaluate.evaluator import EvalJob, Gate, summarize
     from promptc.spec.lms import LMOptions
-    from promptc.spec.loader import load
 
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; pick one")
@@ -87,31 +87,27 @@ def eval_command(
         raise UsageError("--offline reads answers from the cache; it cannot be combined with --no-cache")
     options = LMOptions(model=model, base_url=base_url, concurrency=concurrency,
                         cache=not no_cache, cache_path=cache_path(cache_dir), offline_only=offline)
-    loaded = load(spec, options=options)
-    runnable = loaded.program
-    if program is not None:
-        from promptc.artifacts.program_file import apply_artifact, load_artifact
-
-        runnable = apply_artifact(runnable, load_artifact(program))
-    data_path = data or loaded.data_path("dev")
+    source = load_source(spec, program, options)
+    runnable = source.program
+    data_path = data or source.data_path("dev")
     if data_path is None:
         raise UsageError("no data: pass --data FILE or set `data.dev` in the spec")
     from promptc.metrics.judge import JudgeRunner
 
     judge = JudgeRunner(runnable.lms)  # its usage (LM-graded metrics) joins the totals
-    metrics = resolve_metrics(loaded, runnable, metric, judge)
+    metrics = resolve_metrics(source, runnable, metric, judge)
     job = EvalJob(program=runnable, metrics=metrics, data=data_path, output=output, resume=resume,
                   overwrite=overwrite, limit=limit, on_error=on_error.value,
-                  concurrency=loaded.lm_configs["default"].concurrency)
+                  concurrency=source.lm_configs["default"].concurrency)
     todo = job.prepare()
-    baseline_records = load_baseline(baseline, loaded, metrics, data_path, limit) if baseline else None
+    baseline_records = load_baseline(baseline, source, metrics, data_path, limit) if baseline else None
     from promptc.cli.progress import BatchProgress
 
     started = time.monotonic()
     with BatchProgress("eval", todo) as progress:
         records = asyncio.run(job.run(total=todo, on_update=progress.update))
     gate = Gate(threshold=threshold, max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate)
-    summary = summarize(records, metrics, spec=str(spec), program=str(program) if program else None,
+    summary = summarize(records, metrics, spec=source.label, program=str(program) if program else None,
                         data=str(data_path), gate=gate, wall_seconds=time.monotonic() - started,
                         baseline=baseline_records, baseline_name=str(baseline) if baseline else "")
     summary.usage.add(judge.usage)

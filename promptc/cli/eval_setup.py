@@ -6,13 +6,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from promptc.cli.source import Source
 from promptc.core.program import Program
 from promptc.errors import Location, SpecError, UsageError
 from promptc.evaluate.records import EvalRecord
 from promptc.metrics.config import MetricConfig, NamedMetric, build_metrics
 from promptc.metrics.judge import JudgeRunner
 from promptc.runner.jsonl import iter_jsonl
-from promptc.spec.loader import LoadedSpec
 
 
 def default_field(program: Program) -> str:
@@ -28,7 +28,7 @@ def _default_config(program: Program) -> MetricConfig:
     return MetricConfig(type=kind)
 
 
-def metric_configs(loaded: LoadedSpec, program: Program, cli: list[str] | None) -> list[MetricConfig]:
+def metric_configs(source: Source, program: Program, cli: list[str] | None) -> list[MetricConfig]:
     """--metric flags, else the spec's `metric:` block, else a default by output type."""
     if cli:
         configs = []
@@ -41,22 +41,23 @@ def metric_configs(loaded: LoadedSpec, program: Program, cli: list[str] | None) 
             except ValueError as exc:
                 raise UsageError(f"--metric {text}: {_first_line(exc)}") from None
         return configs
-    declared: Any = loaded.document.metric
+    declared: Any = source.loaded.document.metric if source.loaded else source.metrics
     if declared is None:
         return [_default_config(program)]
     return list(declared) if isinstance(declared, list) else [declared]
 
 
-def resolve_metrics(loaded: LoadedSpec, program: Program, cli: list[str] | None,
+def resolve_metrics(source: Source, program: Program, cli: list[str] | None,
                     judge: JudgeRunner | None = None) -> list[NamedMetric]:
     """Built metrics; a problem in the spec's block is reported at its location."""
-    configs = metric_configs(loaded, program, cli)
+    configs = metric_configs(source, program, cli)
     try:
         return build_metrics(configs, default_field=default_field(program),
                              judge=judge or JudgeRunner(program.lms))
     except ValueError as exc:
-        if cli:
-            raise UsageError(f"--metric: {_first_line(exc)}") from None
+        loaded = source.loaded
+        if cli or loaded is None:
+            raise UsageError(f"{'--metric' if cli else source.label}: {_first_line(exc)}") from None
         loc = loaded.positions.locate(("metric",), file=loaded.file)
         raise SpecError([(Location(loc.file, loc.line, loc.column, "metric"), str(exc))]) from None
 
@@ -65,7 +66,7 @@ def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def load_baseline(path: Path, loaded: LoadedSpec, metrics: list[NamedMetric], data: Path,
+def load_baseline(path: Path, source: Source, metrics: list[NamedMetric], data: Path,
                   limit: int | None) -> list[EvalRecord]:
     """Records to compare with: an earlier `--output` file, or an artifact evaluated now."""
     if path.suffix == ".jsonl":
@@ -83,8 +84,8 @@ def load_baseline(path: Path, loaded: LoadedSpec, metrics: list[NamedMetric], da
     from promptc.artifacts.program_file import apply_artifact, load_artifact
     from promptc.evaluate.evaluator import EvalJob
 
-    program = apply_artifact(loaded.program, load_artifact(path))
+    program = apply_artifact(source.program, load_artifact(path))
     job = EvalJob(program=program, metrics=metrics, data=data, limit=limit,
-                  concurrency=loaded.lm_configs["default"].concurrency)
+                  concurrency=source.lm_configs["default"].concurrency)
     job.prepare()
     return asyncio.run(job.run())

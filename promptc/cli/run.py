@@ -15,13 +15,13 @@ from promptc.cli.common import (
     ModelOpt,
     NoCacheOpt,
     ProgramOpt,
-    SpecArg,
     cache_path,
     handle_errors,
     stderr,
     stdout,
     usage_line,
 )
+from promptc.cli.source import OptionalSpecArg
 from promptc.errors import EXIT_OK, EXIT_ROWS_FAILED
 
 RUN_HELP = """Run a spec's program over every row of a JSONL file.
@@ -55,10 +55,10 @@ class OnError(str, Enum):
 
 @handle_errors
 def run_command(
-    spec: SpecArg,
-    input: Annotated[Path, typer.Option("--input", "-i", help="Input JSONL file.", show_default=False)],
+    spec: OptionalSpecArg = None,
+    input: Annotated[Path, typer.Option("--input", "-i", help="Input JSONL file.", show_default=False)] = ...,  # type: ignore[assignment]
     output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL file (appended).",
-                                         show_default=False)],
+                                         show_default=False)] = ...,  # type: ignore[assignment]
     program: ProgramOpt = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=4096,
                                                     help="Rows in flight (default: the spec's lm.concurrency).")] = None,
@@ -78,24 +78,19 @@ def run_command(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
+    from promptc.cli.source import load_source
     from promptc.errors import UsageError
     from promptc.runner.job import RunJob
     from promptc.spec.lms import LMOptions
-    from promptc.spec.loader import load
 
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; pick one")
     options = LMOptions(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
                         timeout=timeout, cache=not no_cache, cache_path=cache_path(cache_dir))
-    loaded = load(spec, options=options)
-    runnable = loaded.program
-    if program is not None:
-        from promptc.artifacts.program_file import apply_artifact, load_artifact
-
-        runnable = apply_artifact(runnable, load_artifact(program))
-    job = RunJob(program=runnable, input=input, output=output, resume=resume, overwrite=overwrite,
+    source = load_source(spec, program, options)
+    job = RunJob(program=source.program, input=input, output=output, resume=resume, overwrite=overwrite,
                  limit=limit, on_error=on_error.value, rejects=rejects,
-                 concurrency=loaded.lm_configs["default"].concurrency)
+                 concurrency=source.lm_configs["default"].concurrency)
     if dry_run:
         from promptc.cli.dry_run import print_dry_run
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from promptc.cli.common import BaseUrlOpt, ModelOpt, ProgramOpt, SpecArg, handle_errors, stdout
+from promptc.cli.source import OptionalSpecArg
 
 
 @handle_errors
@@ -38,7 +39,7 @@ def validate_command(spec: SpecArg, model: ModelOpt = None, base_url: BaseUrlOpt
 
 @handle_errors
 def inspect_command(
-    spec: SpecArg,
+    spec: OptionalSpecArg = None,
     step: Annotated[str | None, typer.Option("--step", help="Step to show (default: every step).")] = None,
     example: Annotated[str | None, typer.Option("--example", help="Input values as a JSON object.")] = None,
     program_path: ProgramOpt = None,
@@ -54,15 +55,11 @@ def inspect_command(
       promptc inspect specs/math.yaml --step solve --example '{"question": "What is 2+3?"}'
     """
     from promptc.cli.dry_run import placeholder_inputs, print_messages
+    from promptc.cli.source import load_source
     from promptc.errors import UsageError
     from promptc.spec.lms import LMOptions
-    from promptc.spec.loader import load
 
-    program = load(spec, options=LMOptions(model=model, base_url=base_url, cache=False)).program
-    if program_path is not None:
-        from promptc.artifacts.program_file import apply_artifact, load_artifact
-
-        program = apply_artifact(program, load_artifact(program_path))
+    program = load_source(spec, program_path, LMOptions(model=model, base_url=base_url, cache=False)).program
     values: dict = {}
     if example is not None:
         try:

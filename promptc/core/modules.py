@@ -28,6 +28,7 @@ class CallContext:
     adapter: ChatAdapter = field(default_factory=ChatAdapter)
     trace: Trace = field(default_factory=Trace)
     sample_index: int = 0
+    temperature: float | None = None  # None: the LM's own setting
 
     def lm(self, name: str | None) -> LM:
         key = name or "default"
@@ -75,7 +76,7 @@ class Predict:
         record = TraceStep(step=self.name, module=self.kind, inputs=dict(inputs), messages=messages)
         ctx.trace.steps.append(record)
         request = LMRequest(model=lm.model, messages=messages, response_format=response_format,
-                            sample_index=ctx.sample_index)
+                            sample_index=ctx.sample_index, temperature=ctx.temperature)
         try:
             response = await lm.complete(request)
             record.usage.add(response.usage)

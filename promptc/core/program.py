@@ -9,9 +9,12 @@ along every binding are checked when the program is built.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from promptc.core.adapter import ChatAdapter
 from promptc.core.example import Prediction
@@ -55,6 +58,13 @@ class Step:
         return self.module.name
 
 
+class StepState(BaseModel):
+    """The tunable part of one step."""
+
+    instructions: str = ""
+    demos: list[dict[str, Any]] = Field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class FlowProblem:
     """A field-flow error found when building a program (the spec loader locates it)."""
@@ -90,6 +100,25 @@ class Program:
     def predictors(self) -> list[Predict]:
         return [s.module for s in self.steps]
 
+    def state(self) -> dict[str, StepState]:
+        """What compile tunes, per step: instructions and demos."""
+        return {s.name: StepState(instructions=s.module.signature.instructions,
+                                  demos=[dict(d) for d in s.module.demos]) for s in self.steps}
+
+    def with_state(self, state: Mapping[str, StepState], *, lms: Mapping[str, LM] | None = None) -> Program:
+        """A copy with some steps' instructions/demos replaced (and optionally other LMs)."""
+        steps = []
+        for s in self.steps:
+            module = copy.copy(s.module)
+            new = state.get(s.name)
+            if new is not None:
+                module.signature = module.signature.with_instructions(new.instructions)
+                module.demos = [dict(d) for d in new.demos]
+            else:
+                module.demos = [dict(d) for d in s.module.demos]
+            steps.append(Step(module=module, bindings=s.bindings))
+        return Program(steps, name=self.name, lms=self.lms if lms is None else lms, adapter=self.adapter)
+
     def step(self, name: str) -> Step:
         for s in self.steps:
             if s.name == name:
@@ -109,10 +138,14 @@ class Program:
         return out
 
     async def acall(self, inputs: Mapping[str, Any], *, lms: Mapping[str, LM] | None = None,
-                    sample_index: int = 0) -> Prediction:
-        """Run every step for one example. Raises StepFailed (with the partial trace)."""
+                    sample_index: int = 0, temperature: float | None = None) -> Prediction:
+        """Run every step for one example. Raises StepFailed (with the partial trace).
+
+        `sample_index` and `temperature` let optimizers draw distinct samples (each has
+        its own cache entry) instead of replaying the temperature-0 answer.
+        """
         ctx = CallContext(lms=lms or self.lms, adapter=self.adapter, trace=Trace(),
-                          sample_index=sample_index)
+                          sample_index=sample_index, temperature=temperature)
         values: dict[str, dict[str, Any]] = {INPUT: self.coerce_inputs(inputs)}
         outputs: dict[str, Any] = {}
         for step, bindings in zip(self.steps, self.resolved, strict=True):

@@ -123,7 +123,12 @@ async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, co
                 result = RowResult(item, None, f"internal error: {type(exc).__name__}: {exc}",
                                    Trace(), time.monotonic() - start)
             if post is not None:
-                result.extra = await post(result)
+                try:
+                    result.extra = await post(result)
+                except FATAL_LM_ERRORS as exc:  # e.g. a judge LM out of budget
+                    fatal.append(exc)
+                    window_slots.release()
+                    return
         results[seq] = result
         emit_ready()
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptc.lm.base import LM
+from promptc.lm.base import LM, Price
 from promptc.spec.models import LMConfig, SpecDocument
 
 DEFAULT = "default"
@@ -52,7 +52,7 @@ def resolve_lm_configs(doc: SpecDocument, options: LMOptions,
     return configs
 
 
-def build_lms(doc: SpecDocument, configs: dict[str, LMConfig], options: LMOptions) -> dict[str, LM]:
+def build_lms(prices: Mapping[str, Price], configs: dict[str, LMConfig], options: LMOptions) -> dict[str, LM]:
     """Instantiate every named LM. Clients connect lazily, so this makes no request."""
     from promptc.lm.cache import SQLiteCache, default_cache_path
 
@@ -72,7 +72,7 @@ def build_lms(doc: SpecDocument, configs: dict[str, LMConfig], options: LMOption
             cfg.model, base_url=cfg.base_url or None, api_key_env=cfg.api_key_env,
             temperature=cfg.temperature, max_tokens=cfg.max_tokens, timeout=cfg.timeout,
             max_retries=cfg.max_retries, concurrency=cfg.concurrency, rpm=cfg.rpm, tpm=cfg.tpm,
-            cache=cache if (options.cache and cfg.cache) else None, price=doc.prices.get(cfg.model),
+            cache=cache if (options.cache and cfg.cache) else None, price=prices.get(cfg.model),
         )
         lm.offline_only = options.offline_only
         lms[name] = lm

@@ -98,7 +98,7 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
     if problems:
         problems.sort(key=lambda p: (p[0].line or 0, p[0].column or 0))
         raise SpecError(problems)
-    built_lms = dict(lms) if lms is not None else build_lms(doc, configs, options or LMOptions())
+    built_lms = dict(lms) if lms is not None else build_lms(doc.prices, configs, options or LMOptions())
     program = Program(steps, name=doc.name, lms=built_lms)
     return LoadedSpec(path=path, document=doc, positions=positions, program=program, lm_configs=configs)
 

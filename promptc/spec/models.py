@@ -86,6 +86,18 @@ class DataDecl(Strict):
     test: str | None = None
 
 
+class OptimizerDecl(BaseModel):
+    """`optimizer: {name: random_search, num_candidates: 8, ...}` — settings checked at compile."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "bootstrap_few_shot"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class SpecDocument(Strict):
     """The root of a spec file."""
 
@@ -99,4 +111,5 @@ class SpecDocument(Strict):
     data: DataDecl | None = None
     prices: dict[str, Price] = Field(default_factory=dict, description="USD per 1M tokens, by model")
     metric: MetricConfig | list[MetricConfig] | None = Field(
-        default=None, description="how `eval` (and later `compile`) scores a prediction")
+        default=None, description="how `eval` and `compile` score a prediction")
+    optimizer: OptimizerDecl | None = None

@@ -1,0 +1,178 @@
+"""The compile contract shared by every optimizer.
+
+An optimizer gets a `CompileContext` — the student program, train and dev examples, the
+metric, a seed and a trial log — and returns the best program it found. Every candidate
+it scores is a `Trial`, appended to `trials.jsonl` as soon as it is scored: that file is
+the optimization trajectory *and* the checkpoint (`--resume` skips finished trials, and
+the LM cache replays the calls that built them).
+
+Scores that decide are always on the dev set, never on the examples that became demos.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from promptc.core.example import Example
+from promptc.core.program import Program, StepState
+from promptc.core.trace import Trace
+from promptc.errors import BudgetExhausted, UsageError
+from promptc.lm.base import LM, Usage
+from promptc.metrics.config import NamedMetric
+from promptc.optimize.budget import Budget
+from promptc.runner.batch import RowResult, WorkItem, execute
+
+
+class Trial(BaseModel):
+    """One scored candidate program."""
+
+    index: int
+    kind: str = Field(description="e.g. zero_shot, labeled, bootstrapped, mipro")
+    description: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    score: float | None = Field(default=None, description="mean primary metric on the eval set")
+    n: int = 0
+    full_eval: bool = True
+    state: dict[str, StepState] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+    seconds: float = 0.0
+
+
+class TrialLog:
+    """Appends trials to a JSONL file and remembers finished ones for --resume."""
+
+    def __init__(self, path: Path | None, *, resume: bool = False,
+                 on_trial: Callable[[Trial], None] | None = None):
+        self.path = path
+        self.on_trial = on_trial
+        self.trials: dict[int, Trial] = {}
+        if path is not None and path.exists():
+            if resume:
+                from promptc.runner.jsonl import repair_tail
+
+                repair_tail(path)
+                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                    if line.strip():
+                        try:
+                            trial = Trial.model_validate_json(line)
+                        except ValueError:
+                            raise UsageError(f"{path}:{number}: not a trial record; cannot resume") from None
+                        self.trials[trial.index] = trial
+            else:
+                path.unlink()
+
+    @property
+    def resumed(self) -> int:
+        return len(self.trials)
+
+    def get(self, index: int) -> Trial | None:
+        return self.trials.get(index)
+
+    def record(self, trial: Trial) -> None:
+        self.trials[trial.index] = trial
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(trial.model_dump_json() + "\n")
+                fh.flush()
+        if self.on_trial is not None:
+            self.on_trial(trial)
+
+    def best(self, *, full_only: bool = True) -> Trial | None:
+        """The highest-scoring trial; ties go to the earliest (simplest) one."""
+        scored = [t for t in self.trials.values() if t.score is not None and (t.full_eval or not full_only)]
+        return max(sorted(scored, key=lambda t: t.index), key=lambda t: t.score or 0.0, default=None)
+
+
+@dataclass
+class CompileContext:
+    """Everything an optimizer may use."""
+
+    program: Program
+    trainset: list[Example]
+    devset: list[Example]
+    metric: NamedMetric
+    seed: int = 0
+    concurrency: int = 16
+    teacher_lms: Mapping[str, LM] | None = None
+    log: TrialLog = field(default_factory=lambda: TrialLog(None))
+    settings: dict[str, Any] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)  # its `spent` is what every LM call cost
+    traces: list[Trace] = field(default_factory=list)  # successful teacher runs (for finetune export)
+
+    async def score(self, program: Program, examples: Sequence[Example] | None = None) -> tuple[float, list[float]]:
+        """Mean primary-metric score of `program` on `examples` (default: the dev set)."""
+        return await score_program(program, self.devset if examples is None else examples, self.metric,
+                                   concurrency=self.concurrency)
+
+    async def trial(self, index: int, kind: str, build: Callable[[], Awaitable[Program]], *,
+                    description: str = "", params: dict[str, Any] | None = None,
+                    examples: Sequence[Example] | None = None) -> Trial:
+        """Build, score and log candidate `index`, or return it from the log if it is done."""
+        done = self.log.get(index)
+        if done is not None:
+            return done
+        start = time.monotonic()
+        before = self.budget.spent.model_copy()
+        program = await build()
+        mean, scores = await self.score(program, examples)
+        spent = self.budget.spent
+        usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
+        trial = Trial(index=index, kind=kind, description=description, params=params or {},
+                      score=mean, n=len(scores), full_eval=examples is None, state=program.state(),
+                      usage=usage, seconds=time.monotonic() - start)
+        self.log.record(trial)
+        return trial
+
+
+class Optimizer(Protocol):
+    """What `promptc compile` drives."""
+
+    name: str
+
+    def planned_calls(self, ctx: CompileContext) -> int:
+        """An upper estimate of LM calls, for --dry-run."""
+        ...
+
+    async def compile(self, ctx: CompileContext) -> Program:
+        """The best program found (stops early, keeping the best, on BudgetExhausted)."""
+        ...
+
+
+async def score_program(program: Program, examples: Sequence[Example], metric: NamedMetric, *,
+                        concurrency: int = 16) -> tuple[float, list[float]]:
+    """Mean metric score over `examples`; a failed row scores 0. Budget exhaustion propagates."""
+    scores: dict[int, float] = {}
+
+    async def post(result: RowResult) -> float:
+        if result.prediction is None:
+            return 0.0
+        try:
+            got = await metric.acall(result.item.record, dict(result.prediction), result.trace)
+        except BudgetExhausted:
+            raise
+        except Exception:
+            return 0.0
+        return got.score
+
+    items = [WorkItem(row=i, inputs=ex.inputs(), record=dict(ex)) for i, ex in enumerate(examples)]
+    await execute(program, items, lambda r: scores.__setitem__(r.item.row, r.extra or 0.0),
+                  concurrency=concurrency, post=post)
+    ordered = [scores.get(i, 0.0) for i in range(len(items))]
+    return (sum(ordered) / len(ordered) if ordered else 0.0), ordered
+
+
+def examples_from_rows(rows: Sequence[Mapping[str, Any]], input_keys: Sequence[str]) -> list[Example]:
+    """Data rows as Examples whose inputs are the program's input fields."""
+    return [Example(row, input_keys=input_keys) for row in rows]
+
+
+def dumps_state(state: Mapping[str, StepState]) -> str:
+    return json.dumps({k: v.model_dump() for k, v in state.items()}, sort_keys=True)

@@ -1,0 +1,140 @@
+"""Few-shot demos: labelled examples, and demos bootstrapped from the program's own traces.
+
+Bootstrapping (after DSPy's BootstrapFewShot): a teacher — the program itself, or the same
+program on the spec's `teacher` LM — runs on training examples; every run whose *final*
+output passes the metric yields a demo for *every* step, intermediate steps included, so
+steps without labels of their own still get demonstrations. Chain-of-thought demos keep
+the generated reasoning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from promptc.core.example import Example
+from promptc.core.program import Program, StepState
+from promptc.core.trace import Trace
+from promptc.errors import FATAL_LM_ERRORS, BudgetExhausted, StepFailed
+from promptc.lm.base import LM
+from promptc.metrics.config import NamedMetric
+
+
+class BootstrapSettings(BaseModel):
+    """Knobs shared by bootstrap_few_shot, random_search and mipro."""
+
+    model_config = {"extra": "forbid"}
+
+    max_bootstrapped_demos: int = 4
+    max_labeled_demos: int = 16
+    max_rounds: int = 1
+    metric_threshold: float | None = None  # default: the metric's own pass threshold
+
+
+@dataclass
+class Bootstrapped:
+    """Demos per step from successful runs, and which training examples they used."""
+
+    demos: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    used: set[int] = field(default_factory=set)
+    traces: list[Trace] = field(default_factory=list)
+    attempted: int = 0
+
+
+def labeled_demo(program: Program, step_name: str, example: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A demo for one step from a labelled example, if it holds the step's fields."""
+    module = program.step(step_name).module
+    sig = module.prompt_signature
+    bindings = program.resolved[[s.name for s in program.steps].index(step_name)]
+    demo: dict[str, Any] = {}
+    for f in sig.inputs:
+        source = bindings[f.name].field if f.name in bindings else f.name
+        if source not in example and f.name not in example:
+            return None
+        demo[f.name] = example.get(f.name, example.get(source))
+    outputs = {f.name: example[f.name] for f in sig.outputs if f.name in example}
+    if not outputs:
+        return None
+    return {**demo, **outputs}
+
+
+def labeled_state(program: Program, examples: Sequence[Example], k: int) -> dict[str, StepState]:
+    """Every step gets up to k labelled demos (from the examples that fit it)."""
+    state = program.state()
+    for step in program.steps:
+        demos = [d for ex in examples if (d := labeled_demo(program, step.name, ex)) is not None]
+        state[step.name] = StepState(instructions=state[step.name].instructions, demos=demos[:k])
+    return state
+
+
+async def bootstrap(teacher: Program, trainset: Sequence[Example], metric: NamedMetric, *,
+                    max_demos: int, max_rounds: int = 1, threshold: float | None = None,
+                    concurrency: int = 16, lms: Mapping[str, LM] | None = None) -> Bootstrapped:
+    """Run the teacher over `trainset` (in order) until `max_demos` runs pass the metric."""
+    out = Bootstrapped()
+    if max_demos <= 0:
+        return out
+    passing = metric.threshold if threshold is None else threshold
+    sem = asyncio.Semaphore(concurrency)
+
+    async def attempt(index: int, example: Example, round_: int) -> tuple[int, Trace | None]:
+        async with sem:
+            # Round 0 replays the LM's own setting; later rounds sample afresh, as DSPy does.
+            kwargs: dict[str, Any] = {} if round_ == 0 else {"sample_index": round_,
+                                                           "temperature": 0.7 + 0.001 * round_}
+            try:
+                prediction = await teacher.acall(example.inputs(), lms=lms, **kwargs)
+                result = await metric.acall(example, dict(prediction), prediction.trace)
+            except FATAL_LM_ERRORS:
+                raise
+            except (StepFailed, ValueError, KeyError, TypeError):
+                return index, None
+            return index, prediction.trace if result.score >= passing else None
+
+    for round_ in range(max_rounds):
+        pending = [i for i in range(len(trainset)) if i not in out.used]
+        cursor = 0
+        while cursor < len(pending) and len(out.used) < max_demos:
+            need = max_demos - len(out.used)
+            chunk = pending[cursor: cursor + max(need * 2, min(concurrency, need * 4))]
+            cursor += len(chunk)
+            try:
+                results = await asyncio.gather(*(attempt(i, trainset[i], round_) for i in chunk))
+            except BudgetExhausted:
+                if out.used:
+                    return out  # keep what we have: the caller scores it and stops
+                raise
+            out.attempted += len(chunk)
+            for index, trace in sorted(results, key=lambda r: r[0]):
+                if trace is not None and len(out.used) < max_demos:
+                    out.used.add(index)
+                    out.traces.append(trace)
+                    for step in trace.steps:
+                        out.demos.setdefault(step.step, []).append({**step.inputs, **step.outputs})
+        if len(out.used) >= max_demos:
+            break
+    return out
+
+
+def combine(program: Program, boot: Bootstrapped, trainset: Sequence[Example], *,
+            max_bootstrapped: int, max_labeled: int, rng: random.Random | None = None) -> dict[str, StepState]:
+    """Per step: bootstrapped demos first, then labelled ones from unused examples, up to the caps."""
+    state = program.state()
+    unused = [ex for i, ex in enumerate(trainset) if i not in boot.used]
+    if rng is not None:
+        unused = rng.sample(unused, len(unused))
+    for step in program.steps:
+        demos = boot.demos.get(step.name, [])[:max_bootstrapped]
+        room = max(0, max_labeled - len(demos))
+        if room:
+            extra = [d for ex in unused if (d := labeled_demo(program, step.name, ex)) is not None]
+            demos = demos + extra[:room]
+        state[step.name] = StepState(instructions=state[step.name].instructions, demos=demos)
+    return state
+
+

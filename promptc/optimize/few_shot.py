@@ -1,0 +1,145 @@
+"""Demo optimizers: labeled_few_shot, bootstrap_few_shot, random_search.
+
+random_search follows DSPy's BootstrapFewShotWithRandomSearch: candidate 0 is zero-shot,
+1 uses labelled demos only, 2 is bootstrapped from the train set in order, and the rest
+are bootstrapped from seeded shuffles with a random number of demos. Each is scored on
+dev; the best is kept (ties go to the earlier, simpler candidate).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import BaseModel
+
+from promptc.core.program import Program
+from promptc.errors import BudgetExhausted
+from promptc.optimize.base import CompileContext
+from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, labeled_state
+
+
+class LabeledFewShot:
+    """k labelled training examples as demos for every step they fit."""
+
+    name = "labeled_few_shot"
+
+    class Settings(BaseModel):
+        model_config = {"extra": "forbid"}
+        k: int = 16
+
+    def __init__(self, **settings: Any):
+        self.settings = self.Settings(**settings)
+
+    def planned_calls(self, ctx: CompileContext) -> int:
+        return 2 * len(ctx.devset) * len(ctx.program.steps)
+
+    async def compile(self, ctx: CompileContext) -> Program:
+        await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+        rng = random.Random(ctx.seed)
+        sample = rng.sample(ctx.trainset, min(self.settings.k, len(ctx.trainset)))
+        state = labeled_state(ctx.program, sample, self.settings.k)
+        await ctx.trial(1, "labeled", _same(ctx.program.with_state(state)),
+                        description=f"{self.settings.k} labelled demos", params={"k": self.settings.k})
+        return _best(ctx)
+
+
+class BootstrapFewShot:
+    """Demos for every step from the teacher's successful runs, topped up with labelled ones."""
+
+    name = "bootstrap_few_shot"
+    Settings = BootstrapSettings
+
+    def __init__(self, **settings: Any):
+        self.settings = BootstrapSettings(**settings)
+
+    def planned_calls(self, ctx: CompileContext) -> int:
+        s, steps = self.settings, len(ctx.program.steps)
+        boot = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * steps
+        return boot + 2 * len(ctx.devset) * steps
+
+    async def compile(self, ctx: CompileContext) -> Program:
+        await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+        s = self.settings
+
+        async def build() -> Program:
+            boot = await bootstrap(ctx.program, ctx.trainset, ctx.metric, max_demos=s.max_bootstrapped_demos,
+                                   max_rounds=s.max_rounds, threshold=s.metric_threshold,
+                                   concurrency=ctx.concurrency, lms=ctx.teacher_lms)
+            ctx.traces.extend(boot.traces)
+            return ctx.program.with_state(combine(ctx.program, boot, ctx.trainset,
+                                                  max_bootstrapped=s.max_bootstrapped_demos,
+                                                  max_labeled=s.max_labeled_demos))
+
+        await _guarded(ctx, 1, "bootstrapped", build, f"up to {s.max_bootstrapped_demos} bootstrapped "
+                       f"+ {s.max_labeled_demos} labelled demos", s.model_dump())
+        return _best(ctx)
+
+
+class RandomSearch:
+    """Zero-shot, labelled-only and bootstrapped candidates with different seeds; the best on dev."""
+
+    name = "random_search"
+
+    class Settings(BootstrapSettings):
+        num_candidates: int = 8
+
+    def __init__(self, **settings: Any):
+        self.settings = self.Settings(**settings)
+
+    def planned_calls(self, ctx: CompileContext) -> int:
+        s, steps = self.settings, len(ctx.program.steps)
+        per_candidate = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * steps
+        return (s.num_candidates + 3) * (len(ctx.devset) * steps) + (s.num_candidates + 1) * per_candidate
+
+    async def compile(self, ctx: CompileContext) -> Program:
+        s = self.settings
+        try:
+            await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+            labeled = labeled_state(ctx.program, random.Random(ctx.seed).sample(
+                ctx.trainset, len(ctx.trainset)), s.max_labeled_demos)
+            await ctx.trial(1, "labeled", _same(ctx.program.with_state(labeled)),
+                            description=f"{s.max_labeled_demos} labelled demos")
+            for index in range(2, s.num_candidates + 3):
+                seed = ctx.seed + index
+                rng = random.Random(seed)
+                order = list(ctx.trainset) if index == 2 else rng.sample(ctx.trainset, len(ctx.trainset))
+                size = s.max_bootstrapped_demos if index == 2 else rng.randint(1, max(1, s.max_bootstrapped_demos))
+
+                async def build(order: list = order, size: int = size, rng: random.Random = rng) -> Program:
+                    boot = await bootstrap(ctx.program, order, ctx.metric, max_demos=size, max_rounds=s.max_rounds,
+                                           threshold=s.metric_threshold, concurrency=ctx.concurrency,
+                                           lms=ctx.teacher_lms)
+                    ctx.traces.extend(boot.traces)
+                    return ctx.program.with_state(combine(ctx.program, boot, order, max_bootstrapped=size,
+                                                          max_labeled=s.max_labeled_demos, rng=rng))
+
+                await ctx.trial(index, "bootstrapped", build, params={"seed": seed, "demos": size},
+                                description=f"{size} bootstrapped demos, "
+                                + ("train order" if index == 2 else f"shuffle seed {seed}"))
+        except BudgetExhausted:
+            if ctx.log.best() is None:
+                raise
+        return _best(ctx)
+
+
+def _same(program: Program):  # type: ignore[no-untyped-def]
+    async def build() -> Program:
+        return program
+    return build
+
+
+async def _guarded(ctx: CompileContext, index: int, kind: str, build: Any, description: str,
+                   params: dict[str, Any]) -> None:
+    try:
+        await ctx.trial(index, kind, build, description=description, params=params)
+    except BudgetExhausted:
+        if ctx.log.best() is None:
+            raise
+
+
+def _best(ctx: CompileContext) -> Program:
+    best = ctx.log.best()
+    if best is None:
+        return ctx.program
+    return ctx.program.with_state(best.state)
