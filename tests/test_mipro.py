@@ -91,7 +91,7 @@ def make_ctx(log: TrialLog | None = None, budget: Budget | None = None, seed: in
 
 
 SMALL = {"num_candidates": 3, "num_trials": 8, "minibatch_size": 10, "full_eval_every": 4,
-         "max_bootstrapped_demos": 3, "max_labeled_demos": 8}
+         "max_bootstrapped_demos": 3, "max_labeled_demos": 16}
 
 
 def test_mipro_beats_zero_shot_on_held_out_and_logs_both_kinds_of_trial(tmp_path: Path) -> None:
@@ -202,12 +202,12 @@ def run_search(seed: int, n_startup: int, budget: int = 30) -> float:
 
 
 def test_tpe_finds_the_best_more_often_than_random_search() -> None:
-    seeds = range(20)
-    tpe = [run_search(s, n_startup=8) for s in seeds]
+    seeds = range(30)
+    tpe = [run_search(s, n_startup=5) for s in seeds]
     rand = [run_search(s, n_startup=10**6) for s in seeds]  # never leaves the random phase
     tpe_hits = sum(b == pytest.approx(3.0) for b in tpe)
     rand_hits = sum(b == pytest.approx(3.0) for b in rand)
-    assert tpe_hits > rand_hits
+    assert tpe_hits >= 2 * rand_hits > 0  # measured: 16 vs 5 of 30
     assert sum(tpe) / len(tpe) > sum(rand) / len(rand)
 
 
@@ -245,18 +245,20 @@ def test_presets_set_sizes_and_explicit_settings_override() -> None:
 
 
 # -- resume --------------------------------------------------------------------------
-def test_resume_skips_finished_trials_and_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fraction", [0.3, 0.66, 0.9])  # in the setup, mid-search, near the end
+def test_resume_skips_finished_trials_and_matches_an_uninterrupted_run(tmp_path: Path, fraction: float) -> None:
     full_budget = Budget()
     full_ctx = make_ctx(TrialLog(tmp_path / "full.jsonl"), full_budget, seed=3)
     full = asyncio.run(MIPRO(**SMALL).compile(full_ctx))
     total_calls = full_budget.calls
 
     path = tmp_path / "trials.jsonl"
-    cut = Budget(max_calls=total_calls * 2 // 3)
+    cut = Budget(max_calls=int(total_calls * fraction))
     asyncio.run(MIPRO(**SMALL).compile(make_ctx(TrialLog(path), cut, seed=3)))
     first = TrialLog(path, resume=True).trials
-    assert 0 < sum(t.kind == "mipro_minibatch" for t in first.values()) < 8
-    assert len(first) < len(full_ctx.log.trials)
+    assert 1 <= len(first) < len(full_ctx.log.trials)
+    if fraction == 0.66:
+        assert 0 < sum(t.kind == "mipro_minibatch" for t in first.values()) < 8
 
     again = Budget()
     resumed_ctx = make_ctx(TrialLog(path, resume=True), again, seed=3)

@@ -185,7 +185,8 @@ _VALUES_AND_REPLIES = f"""## Input values
 
 {VALUE_FORMAT}
 
-With promptc installed, use `promptc.core.adapter.format_value(value, FieldType.parse(type))`;
+With promptc installed, use `promptc.core.adapter.format_value(value, FieldType.parse(type))`
+(`FieldType` is in `promptc.core.types`);
 without it, this is the same function (`list_typed` is true for a `list[...]` input):
 
 {_FORMAT_VALUE_PY}
@@ -233,6 +234,7 @@ doubled braces.
 import json
 
 step = json.load(open("{example}.json", encoding="utf-8"))
+raw = {{...}}  # the step's input values, by name (format_value is defined below)
 values = {{f["name"]: format_value(raw[f["name"]], f["type"].startswith("list["))
           for f in step["inputs"]}}
 messages = [{{"role": m["role"], "content": m["content"].format(**values)}}
@@ -265,6 +267,7 @@ import jinja2
 
 env = jinja2.Environment(undefined=jinja2.StrictUndefined)
 step = json.load(open("{example}.messages.json", encoding="utf-8"))
+raw = {{...}}  # the step's input values, by name (format_value is defined below)
 values = {{f["name"]: format_value(raw[f["name"]], f["type"].startswith("list["))
           for f in step["inputs"]}}
 messages = [{{"role": m["role"], "content": env.from_string(m["content"]).render(**values)}}
@@ -329,6 +332,8 @@ def step_markdown(t: StepTemplate) -> str:
     lines += [*_fenced(instructions, "text")] if instructions else [
         "(none: promptc asks for the outputs given the inputs)"]
     lines += ["", f"## Demos ({len(t.step.demos)})", ""]
+    if not t.step.demos:
+        lines += ["(none)", ""]
     for i, demo in enumerate(t.step.demos, 1):
         lines += [f"### Demo {i}", "", *_fenced(json.dumps(demo, indent=2, ensure_ascii=False), "json"), ""]
     lines += ["## Messages", "",

@@ -7,6 +7,7 @@ import typer
 from promptc.cli.cache_cmds import cache_app
 from promptc.cli.compile import COMPILE_HELP, compile_command
 from promptc.cli.eval import EVAL_HELP, eval_command
+from promptc.cli.export import EXPORT_HELP, export_command
 from promptc.cli.run import RUN_HELP, run_command
 from promptc.cli.spec_cmds import inspect_command, validate_command
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.command("run", help=RUN_HELP)(run_command)
 app.command("eval", help=EVAL_HELP)(eval_command)
 app.command("compile", help=COMPILE_HELP)(compile_command)
+app.command("export", help=EXPORT_HELP)(export_command)
 app.command("validate")(validate_command)
 app.command("inspect")(inspect_command)
 app.add_typer(cache_app, name="cache")

@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from promptc.core.program import Program
-from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext
 from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, labeled_state
 
@@ -71,8 +70,9 @@ class BootstrapFewShot:
                                                   max_bootstrapped=s.max_bootstrapped_demos,
                                                   max_labeled=s.max_labeled_demos))
 
-        await _guarded(ctx, 1, "bootstrapped", build, f"up to {s.max_bootstrapped_demos} bootstrapped "
-                       f"+ {s.max_labeled_demos} labelled demos", s.model_dump())
+        await ctx.trial(1, "bootstrapped", build, params=s.model_dump(),
+                        description=f"up to {s.max_bootstrapped_demos} bootstrapped + "
+                        f"{s.max_labeled_demos} labelled demos")
         return _best(ctx)
 
 
@@ -94,32 +94,29 @@ class RandomSearch:
 
     async def compile(self, ctx: CompileContext) -> Program:
         s = self.settings
-        try:
-            await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
-            labeled = labeled_state(ctx.program, random.Random(ctx.seed).sample(
-                ctx.trainset, len(ctx.trainset)), s.max_labeled_demos)
-            await ctx.trial(1, "labeled", _same(ctx.program.with_state(labeled)),
-                            description=f"{s.max_labeled_demos} labelled demos")
-            for index in range(2, s.num_candidates + 3):
-                seed = ctx.seed + index
-                rng = random.Random(seed)
-                order = list(ctx.trainset) if index == 2 else rng.sample(ctx.trainset, len(ctx.trainset))
-                size = s.max_bootstrapped_demos if index == 2 else rng.randint(1, max(1, s.max_bootstrapped_demos))
+        # BudgetExhausted propagates: `compile` keeps the best trial logged so far.
+        await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+        labeled = labeled_state(ctx.program, random.Random(ctx.seed).sample(
+            ctx.trainset, len(ctx.trainset)), s.max_labeled_demos)
+        await ctx.trial(1, "labeled", _same(ctx.program.with_state(labeled)),
+                        description=f"{s.max_labeled_demos} labelled demos")
+        for index in range(2, s.num_candidates + 3):
+            seed = ctx.seed + index
+            rng = random.Random(seed)
+            order = list(ctx.trainset) if index == 2 else rng.sample(ctx.trainset, len(ctx.trainset))
+            size = s.max_bootstrapped_demos if index == 2 else rng.randint(1, max(1, s.max_bootstrapped_demos))
 
-                async def build(order: list = order, size: int = size, rng: random.Random = rng) -> Program:
-                    boot = await bootstrap(ctx.program, order, ctx.metric, max_demos=size, max_rounds=s.max_rounds,
-                                           threshold=s.metric_threshold, concurrency=ctx.concurrency,
-                                           lms=ctx.teacher_lms)
-                    ctx.traces.extend(boot.traces)
-                    return ctx.program.with_state(combine(ctx.program, boot, order, max_bootstrapped=size,
-                                                          max_labeled=s.max_labeled_demos, rng=rng))
+            async def build(order: list = order, size: int = size, rng: random.Random = rng) -> Program:
+                boot = await bootstrap(ctx.program, order, ctx.metric, max_demos=size, max_rounds=s.max_rounds,
+                                       threshold=s.metric_threshold, concurrency=ctx.concurrency,
+                                       lms=ctx.teacher_lms)
+                ctx.traces.extend(boot.traces)
+                return ctx.program.with_state(combine(ctx.program, boot, order, max_bootstrapped=size,
+                                                      max_labeled=s.max_labeled_demos, rng=rng))
 
-                await ctx.trial(index, "bootstrapped", build, params={"seed": seed, "demos": size},
-                                description=f"{size} bootstrapped demos, "
-                                + ("train order" if index == 2 else f"shuffle seed {seed}"))
-        except BudgetExhausted:
-            if ctx.log.best() is None:
-                raise
+            await ctx.trial(index, "bootstrapped", build, params={"seed": seed, "demos": size},
+                            description=f"{size} bootstrapped demos, "
+                            + ("train order" if index == 2 else f"shuffle seed {seed}"))
         return _best(ctx)
 
 
@@ -127,15 +124,6 @@ def _same(program: Program):  # type: ignore[no-untyped-def]
     async def build() -> Program:
         return program
     return build
-
-
-async def _guarded(ctx: CompileContext, index: int, kind: str, build: Any, description: str,
-                   params: dict[str, Any]) -> None:
-    try:
-        await ctx.trial(index, kind, build, description=description, params=params)
-    except BudgetExhausted:
-        if ctx.log.best() is None:
-            raise
 
 
 def _best(ctx: CompileContext) -> Program:

@@ -7,10 +7,11 @@
 3. A Bayesian search (a categorical TPE, see `tpe`) over (instruction, demo set) per
    step. Each trial scores one configuration on a seeded random minibatch of dev
    (`mipro_minibatch`, full_eval=False); every `full_eval_every` trials, and at the end,
-   the configuration with the best mean minibatch score that has not yet had a full
-   evaluation is scored on all of dev (`mipro_full`). The result is the best full
-   evaluation, the spec as written (trial 0) included, so MIPRO never returns worse on
-   dev than what it started from.
+   the configuration with the best mean minibatch score so far (averaged over all its
+   minibatches) is scored on all of dev (`mipro_full`), unless it already was. The
+   result is the best full evaluation, the spec as written (trial 0) included, so MIPRO
+   never returns worse on dev than what it started from. When the minibatch would be
+   all of dev, trials are full evaluations and no extra ones are needed.
 
 Resume: every random choice derives from `ctx.seed`, and trial indices follow a fixed
 schedule, so a rerun asks for the same trials in the same order; `ctx.trial` returns
@@ -72,11 +73,13 @@ class SearchSpace:
         return dims
 
     def state(self, params: dict[str, int]) -> dict[str, StepState]:
+        """The step states a configuration stands for."""
         return {step: StepState(instructions=self.instructions[step][params[f"{step}.instruction"]],
                                 demos=self.demo_sets[step][params[f"{step}.demos"]])
                 for step in self.instructions}
 
     def describe(self, params: dict[str, int]) -> str:
+        """A configuration in words, for the trial log."""
         return "; ".join(f"{step}: instruction {params[f'{step}.instruction']}, "
                          f"demo set {params[f'{step}.demos']} "
                          f"({len(self.demo_sets[step][params[f'{step}.demos']])} demos)"
@@ -111,14 +114,17 @@ class MIPRO:
         )
 
     def planned_calls(self, ctx: CompileContext) -> int:
+        """An upper estimate: bootstraps, summary and proposals, minibatch trials, full evals."""
         s, plan, steps = self.settings, self.plan(ctx), len(ctx.program.steps)
-        per_bootstrap = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * steps
+        # A weak teacher may try every training example before enough runs pass.
+        per_bootstrap = len(ctx.trainset) * s.max_rounds * steps
         proposals = 1 + (plan.num_candidates - 1) * steps
         full_evals = 1 + math.ceil(plan.num_trials / plan.full_eval_every)
         return (plan.num_candidates * per_bootstrap + proposals
                 + plan.num_trials * plan.minibatch_size * steps + full_evals * len(ctx.devset) * steps)
 
     async def compile(self, ctx: CompileContext) -> Program:
+        """The best fully evaluated program; stops early, keeping the best, on BudgetExhausted."""
         plan = self.plan(ctx)
         try:
             await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
@@ -191,16 +197,15 @@ class MIPRO:
             if trial.full_eval:
                 fully_evaluated.add(key)  # the "minibatch" was all of dev
             if (t + 1) % plan.full_eval_every == 0 or t + 1 == plan.num_trials:
-                pending = {k: v for k, v in minibatch_scores.items() if k not in fully_evaluated}
-                if not pending:
-                    continue
                 # max() keeps the first of equal means: the earliest-tried configuration.
-                best = max(pending, key=lambda k: sum(pending[k]) / len(pending[k]))
-                mean = sum(pending[best]) / len(pending[best])
+                best = max(minibatch_scores, key=lambda k: _mean(minibatch_scores[k]))
+                if best in fully_evaluated:
+                    continue  # the leader has its full score already; spend nothing
+                scores = minibatch_scores[best]
                 await ctx.trial(index, "mipro_full", self._build(ctx, space, configs[best]),
                                 params=configs[best],
-                                description=f"full dev evaluation (minibatch mean {mean:.3f} over "
-                                f"{len(pending[best])} trial(s)): {space.describe(configs[best])}")
+                                description=f"full dev evaluation (minibatch mean {_mean(scores):.3f} over "
+                                f"{len(scores)} trial(s)): {space.describe(configs[best])}")
                 index += 1
                 fully_evaluated.add(best)
 
@@ -217,6 +222,10 @@ def _logged_params(trial: Trial, dims: dict[str, int]) -> dict[str, int] | None:
     if all(isinstance(params.get(k), int) and 0 <= params[k] < n for k, n in dims.items()):
         return {k: int(params[k]) for k in dims}
     return None
+
+
+def _mean(scores: list[float]) -> float:
+    return sum(scores) / len(scores)
 
 
 def _same(program: Program):  # type: ignore[no-untyped-def]

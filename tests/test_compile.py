@@ -1,0 +1,158 @@
+"""End-to-end `promptc compile`: better held-out scores, budgets, checkpoints and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT, TEST_KEY, run_cli
+
+INTENT = (ROOT / "specs/intent.yaml").read_text().split("\noptimizer:")[0].replace("../datasets", str(ROOT / "datasets")) + "\n"
+TRAIN, DEV, TEST = (str(ROOT / f"datasets/intent/{s}.jsonl") for s in ("train", "dev", "test"))
+
+
+def spec_with(tmp_path: Path, optimizer: str, lm: str = "") -> Path:
+    path = tmp_path / "intent.yaml"
+    path.write_text(INTENT.replace("version: 1\n", "version: 1\n" + lm) + f"optimizer: {optimizer}\n")
+    return path
+
+
+def held_out(spec: Path, build: Path | None) -> float:
+    args = ["eval", str(spec), "--data", TEST, "--report", str(spec.parent / "r.json")]
+    if build is not None:
+        args += ["--program", str(build)]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    return json.loads((spec.parent / "r.json").read_text())["summary"]["mean"]
+
+
+def test_bootstrap_and_random_search_beat_zero_shot_on_held_out_rows(tmp_path):
+    for optimizer in ("{name: bootstrap_few_shot, max_bootstrapped_demos: 8, max_labeled_demos: 24}",
+                      "{name: random_search, num_candidates: 3, max_bootstrapped_demos: 8}"):
+        spec = spec_with(tmp_path, optimizer)
+        out = tmp_path / "build"
+        result = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert "->" in result.stdout
+        zero, tuned = held_out(spec, None), held_out(spec, out)
+        assert tuned > zero + 0.05, (optimizer, zero, tuned)
+        program = json.loads((out / "program.json").read_text())
+        prov = program["provenance"]
+        assert prov["dev_score_after"] >= prov["dev_score_before"]
+        assert prov["spec_sha256"] and prov["data"]["train_sha256"] and prov["seed"] == 0
+        assert program["steps"][0]["demos"], "compiled program has demos"
+        trials = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
+        assert trials[0]["kind"] == "zero_shot" and all("score" in t for t in trials)
+        assert (out / "prompts" / "classify.md").read_text().count("[[ ## intent ## ]]") > 3
+        assert "api_key" not in (out / "program.json").read_text().replace("api_key_env", "")
+
+
+def test_budget_stops_cleanly_with_the_best_so_far(tmp_path):
+    spec = spec_with(tmp_path, "{name: random_search, num_candidates: 6}")
+    out = tmp_path / "build"
+    result = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(out), "--max-calls", "250")
+    assert result.returncode == 0, result.stderr
+    assert "stopped early" in result.stderr
+    prov = json.loads((out / "program.json").read_text())["provenance"]
+    assert "250" in prov["stopped_early"] and prov["trials"] < 9
+    assert prov["usage"]["calls"] <= 250 + 64  # the trial in flight may finish its batch
+    nothing = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(tmp_path / "b2"),
+                      "--max-calls", "5")
+    assert nothing.returncode == 3 and "before any candidate" in nothing.stderr
+    assert not (tmp_path / "b2" / "program.json").exists()
+
+
+def test_dry_run_spends_nothing(tmp_path, fake_server):
+    lm = f'lm: {{model: fake-model, base_url: "{fake_server.base_url}", api_key_env: PROMPTC_TEST_KEY}}\n'
+    spec = spec_with(tmp_path, "{name: random_search, num_candidates: 4}", lm=lm)
+    spec.write_text(spec.read_text() + "prices:\n  fake-model: {input: 0.15, output: 0.6}\n")
+    result = run_cli("compile", str(spec), "--train", TRAIN, "--dry-run", env={"PROMPTC_TEST_KEY": TEST_KEY})
+    assert result.returncode == 0, result.stderr
+    assert "planned: up to" in result.stdout and "estimated cost" in result.stdout
+    assert fake_server.request_count == 0
+
+
+def test_kill_and_resume_without_redoing_trials(tmp_path, fake_server):
+    fake_server.latency = 0.003
+    lm = (f'lm: {{model: fake-model, base_url: "{fake_server.base_url}", api_key_env: PROMPTC_TEST_KEY, '
+          f'concurrency: 4}}\n')
+    spec = spec_with(tmp_path, "{name: random_search, num_candidates: 4, max_bootstrapped_demos: 3}", lm=lm)
+    env = {**os.environ, "PROMPTC_TEST_KEY": TEST_KEY}
+    out = tmp_path / "build"
+    args = [sys.executable, "-m", "promptc", "compile", str(spec), "--train", TRAIN, "--dev", DEV,
+            "--out", str(out), "--seed", "3"]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trials = out / "trials.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not trials.exists() or len(trials.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(trials.read_text().splitlines())
+    assert 3 <= done_before < 7 and not (out / "program.json").exists()
+
+    fake_server.reset_log()
+    resumed = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(out), "--seed", "3",
+                      "--resume", env={"PROMPTC_TEST_KEY": TEST_KEY})
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {done_before} finished trial(s)" in resumed.stderr
+    indices = [json.loads(x)["index"] for x in trials.read_text().splitlines()]
+    assert sorted(indices) == list(range(7)) and len(indices) == 7  # nothing redone, nothing lost
+    first = (out / "program.json").read_text()
+
+    # A finished compile, resumed again: zero requests, the identical artifact.
+    fake_server.reset_log()
+    again = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(out), "--seed", "3",
+                    "--resume", env={"PROMPTC_TEST_KEY": TEST_KEY})
+    assert again.returncode == 0 and fake_server.request_count == 0
+    assert (out / "program.json").read_text() == first
+
+    # From scratch with a warm cache: zero requests and the same program (usage aside).
+    fresh = tmp_path / "fresh"
+    scratch = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(fresh), "--seed", "3",
+                      env={"PROMPTC_TEST_KEY": TEST_KEY})
+    assert scratch.returncode == 0 and fake_server.request_count == 0
+    a, b = json.loads(first), json.loads((fresh / "program.json").read_text())
+    for doc in (a, b):
+        doc["provenance"].pop("usage")
+    assert a["steps"] == b["steps"] and a["provenance"]["dev_score_after"] == b["provenance"]["dev_score_after"]
+
+    # Changed data refuses to resume.
+    other = tmp_path / "train2.jsonl"
+    other.write_text(Path(TRAIN).read_text()[:-200].rsplit("\n", 1)[0] + "\n")
+    refused = run_cli("compile", str(spec), "--train", str(other), "--dev", DEV, "--out", str(out), "--seed", "3",
+                      "--resume", env={"PROMPTC_TEST_KEY": TEST_KEY})
+    assert refused.returncode == 2 and "train_sha256" in refused.stderr
+
+
+def test_bad_optimizer_settings_are_usage_errors(tmp_path):
+    spec = spec_with(tmp_path, "{name: random_serch}")
+    result = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(tmp_path / "b"))
+    assert result.returncode == 2 and "did you mean 'random_search'" in result.stderr
+    spec = spec_with(tmp_path, "{name: random_search, num_candidate: 3}")
+    result = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(tmp_path / "b"))
+    assert result.returncode == 2 and "optimizer.num_candidate: unknown setting" in result.stderr
+
+
+def test_export_from_the_cli(tmp_path):
+    spec = spec_with(tmp_path, "{name: bootstrap_few_shot}")
+    out = tmp_path / "build"
+    assert run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(out)).returncode == 0
+    for fmt, name in (("openai-messages", "classify.json"), ("markdown", "classify.md"),
+                      ("jinja", "classify.jinja"), ("finetune-jsonl", "classify.jsonl")):
+        result = run_cli("export", str(out), "--format", fmt, "--out", str(tmp_path / fmt))
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / fmt / name).exists() and (tmp_path / fmt / "manifest.json").exists()
+    template = json.loads((tmp_path / "openai-messages" / "classify.json").read_text())
+    filled = [m["content"].format(message="I lost my card") for m in template["messages"]]
+    shown = run_cli("inspect", "--program", str(out), "--example", '{"message": "I lost my card"}')
+    assert filled[-1] in shown.stdout.replace("\r", "")
+    rows = (tmp_path / "finetune-jsonl" / "classify.jsonl").read_text().splitlines()
+    assert rows and all(len(json.loads(r)["messages"]) == 3 for r in rows)
+    bad = run_cli("export", str(out), "--format", "pdf", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "openai-messages" in bad.stderr
