@@ -113,6 +113,7 @@ def compile_command(
     setup.check_resume(out_dir, fp, resume)
     view = _TrialView(budget)
     ctx.log = TrialLog(out_dir / "trials.jsonl", resume=resume, on_trial=view.show)
+    resumed = set(ctx.log.trials)
     if ctx.log.resumed:
         stderr.print(f"resuming: {ctx.log.resumed} finished trial(s) in {out_dir / 'trials.jsonl'}")
         for t in sorted(ctx.log.trials.values(), key=lambda t: t.index):
@@ -133,7 +134,8 @@ def compile_command(
         best_program, lm_configs=loaded.lm_configs, prices=loaded.document.prices,
         metric=metric_configs(source, program, None),
         provenance=setup.provenance(fp, spec=spec, train=train_path, dev=dev_path, trials=trials,
-                                    best=best, stopped=stopped))
+                                    best=best, stopped=stopped,
+                                    extra=setup.overhead(budget.spent, trials, resumed)))
     path = write_compiled(out_dir, artifact, traces=ctx.traces)
     if stopped:
         stderr.print(f"[yellow]stopped early[/]: {stopped}; wrote the best of {len(trials)} trial(s)")

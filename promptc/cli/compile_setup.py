@@ -79,10 +79,19 @@ def check_resume(out: Path, current: dict[str, Any], resume: bool) -> None:
     path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def overhead(spent: Usage, trials: list[Trial], resumed: set[int]) -> Usage:
+    """What this session spent outside its trials (e.g. MIPRO's instruction proposals)."""
+    inside = Usage()
+    for t in trials:
+        if t.index not in resumed:
+            inside.add(t.usage)
+    return Usage(**{k: max(0, getattr(spent, k) - getattr(inside, k)) for k in Usage.model_fields})
+
+
 def provenance(fp: dict[str, Any], *, spec: Path, train: Path, dev: Path | None, trials: list[Trial],
-               best: Trial | None, stopped: str | None) -> dict[str, Any]:
+               best: Trial | None, stopped: str | None, extra: Usage | None = None) -> dict[str, Any]:
     """Where a compiled program came from (no timestamps: a rerun gives the same file)."""
-    usage = Usage()
+    usage = extra.model_copy() if extra is not None else Usage()
     for t in trials:
         usage.add(t.usage)
     before = next((t.score for t in sorted(trials, key=lambda t: t.index) if t.full_eval), None)
