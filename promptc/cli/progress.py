@@ -16,7 +16,7 @@ class BatchProgress:
 
     def __init__(self, label: str, total: int | None, *, every: float = 2.0):
         self.label, self.total, self.every = label, total, every
-        self._last = 0.0
+        self._last = time.monotonic()  # the first plain line comes after `every` seconds, not at once
         self._progress: Progress | None = None
         self._task = None
 
