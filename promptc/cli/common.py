@@ -83,7 +83,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except PromptcError as exc:
             raise fail(exc) from None
         except KeyboardInterrupt:
-            stderr.print("[yellow]interrupted[/]: finished rows are saved; rerun with --resume to continue")
+            stderr.print("[yellow]interrupted[/]: finished work is saved; rerun with --resume to continue")
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper

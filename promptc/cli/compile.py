@@ -146,10 +146,25 @@ def compile_command(
 
 
 async def _compile(opt: Any, ctx: Any) -> Any:
+    from promptc.cli.common import interactive
+
+    ticker = asyncio.create_task(_live_status(ctx)) if interactive() else None
     try:
         return await opt.compile(ctx)
     finally:
+        if ticker is not None:
+            ticker.cancel()
         await ctx.program.aclose()
+
+
+async def _live_status(ctx: Any) -> None:
+    """A live line under the trial log: the running trial, calls and cost so far."""
+    with stderr.status("") as status:
+        while True:
+            spent = ctx.budget.spent
+            cost = f" · ${spent.cost:.4f}" if spent.cost else ""
+            status.update(f"trial {len(ctx.log.trials)} running · {ctx.budget.calls} calls{cost}")
+            await asyncio.sleep(0.25)
 
 
 def _fmt(score: float | None) -> str:
