@@ -29,6 +29,22 @@ class CallContext:
     trace: Trace = field(default_factory=Trace)
     sample_index: int = 0
     temperature: float | None = None  # None: the LM's own setting
+    # Named non-LM resources a step may use: retrievers and tools (see promptc.core.tools).
+    retrievers: Mapping[str, Any] = field(default_factory=dict)
+    tools: Mapping[str, Any] = field(default_factory=dict)
+
+    def retriever(self, name: str) -> Any:
+        try:
+            return self.retrievers[name]
+        except KeyError:
+            raise UsageError(f"no retriever named {name!r} is configured "
+                             f"(have: {', '.join(self.retrievers) or 'none'})") from None
+
+    def tool(self, name: str) -> Any:
+        try:
+            return self.tools[name]
+        except KeyError:
+            raise UsageError(f"no tool named {name!r} is configured (have: {', '.join(self.tools) or 'none'})") from None
 
     def lm(self, name: str | None) -> LM:
         key = name or "default"
