@@ -128,7 +128,80 @@ def main() -> None:
         write(args.out / "math" / f"{split}.jsonl", math_rows(rng, n))
     for split, n in (("train", 96), ("dev", 64), ("test", 64)):
         write(args.out / "intent" / f"{split}.jsonl", intent_rows(rng, n))
+    write_world(args.out, random.Random(args.seed + 1))
     print(f"wrote datasets under {args.out}")
+
+
+
+# -- a small fictional world for retrieval, multi-hop, citations and tools ----------------
+WORLD_CITIES = [("Velmora", "Oskaria", 1288), ("Dunhallow", "Brevia", 1402), ("Carsel", "Oskaria", 1517),
+                ("Ithenby", "Lunmark", 1175), ("Porvenne", "Brevia", 1630), ("Quillan", "Lunmark", 1344),
+                ("Skarholm", "Tessaly", 1096), ("Amberfeld", "Tessaly", 1551)]
+WORLD_AUTHORS = [("Mira Castell", "Velmora"), ("Oren Dask", "Dunhallow"), ("Lio Fennick", "Carsel"),
+                 ("Tamsin Ruvo", "Ithenby"), ("Bram Ellory", "Porvenne"), ("Nadia Quen", "Quillan"),
+                 ("Edvin Sorl", "Skarholm"), ("Ilse Marrow", "Amberfeld")]
+WORLD_BOOKS = [("The Glass Orchard", "Mira Castell"), ("Salt and Lanterns", "Oren Dask"),
+               ("A Map of Small Rivers", "Lio Fennick"), ("The Winter Clockmaker", "Tamsin Ruvo"),
+               ("Harbour of Echoes", "Bram Ellory"), ("The Quiet Cartographer", "Nadia Quen"),
+               ("Ashes of the North Gate", "Edvin Sorl"), ("Letters to Amberfeld", "Ilse Marrow")]
+
+
+def world_corpus() -> list[dict]:
+    rows = []
+    for city, country, year in WORLD_CITIES:
+        rows.append({"id": f"city-{city}", "title": city,
+                     "text": f"{city} is a city in {country}. It was founded in {year}."})
+    for author, city in WORLD_AUTHORS:
+        rows.append({"id": f"author-{author}", "title": author,
+                     "text": f"{author} is a writer who was born in {city}."})
+    for book, author in WORLD_BOOKS:
+        rows.append({"id": f"book-{book}", "title": book, "text": f"{book} is a novel written by {author}."})
+    return rows
+
+
+def world_sets(rng: random.Random) -> dict[str, list[dict]]:
+    born = dict(WORLD_AUTHORS)
+    founded = {c: y for c, _, y in WORLD_CITIES}
+    multihop = [{"question": f"In which city was the author of {book} born?", "answer": born[author]}
+                for book, author in WORLD_BOOKS]
+    cited = [{"question": f"Who wrote {book}?", "answer": author} for book, author in WORLD_BOOKS]
+    cited += [{"question": f"In which country is {city}?", "answer": country} for city, country, _ in WORLD_CITIES]
+    pairs = [(a, b) for a in founded for b in founded if founded[a] > founded[b]]
+    agent = [{"question": f"How many years after {b} was {a} founded?", "answer": founded[a] - founded[b]}
+             for a, b in rng.sample(pairs, 16)]
+    for rows in (multihop, cited):
+        rng.shuffle(rows)
+    return {"multihop": multihop, "cited": cited, "agent": agent}
+
+
+TRIAGE = {
+    "billing": ["I was charged twice for my subscription", "Can I get an invoice for last month?",
+                "Why is there an extra fee on my bill?", "My refund has not arrived yet",
+                "Please update the card you charge every month", "The price on my receipt is wrong"],
+    "tech": ["The app crashes when I open settings", "I cannot log in, the page keeps loading",
+             "Sync stopped working on my laptop", "The export button gives an error",
+             "Notifications never show up on my phone", "The website is very slow today"],
+    "general": ["What are your opening hours?", "Do you have an office in Berlin?",
+                "Can I talk to someone about a partnership?", "Where can I read your privacy policy?",
+                "Are you hiring engineers?", "How do I send you feedback?"],
+}
+
+
+def triage_rows(rng: random.Random) -> list[dict]:
+    rows = [{"message": m, "queue": q} for q, ms in TRIAGE.items() for m in ms]
+    rng.shuffle(rows)
+    return rows
+
+
+def write_world(out: Path, rng: random.Random) -> None:
+    write(out / "world" / "corpus.jsonl", world_corpus())
+    for name, rows in world_sets(rng).items():
+        half = len(rows) // 2
+        write(out / name / "train.jsonl", rows[:half])
+        write(out / name / "dev.jsonl", rows[half:])
+    rows = triage_rows(rng)
+    write(out / "triage" / "train.jsonl", rows[:9])
+    write(out / "triage" / "dev.jsonl", rows[9:])
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def test_flow_that_fits_loads_and_binds_by_name():
 
 
 @pytest.mark.parametrize("ref,message", [
-    ("nowhere.passages", "does not run before this step"),
+    ("nowhere.passages", "is read before it can exist"),
     ("search.passage", "has no output 'passage'"),
     ("answer.answer", "own output"),
     ("passages", "expected 'input.FIELD' or 'STEP.FIELD'"),

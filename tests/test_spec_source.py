@@ -289,10 +289,9 @@ def test_invalid_module_literal(tmp_path: Path) -> None:
     err = load_error(write(tmp_path, replace(EXAMPLE, "module: chain_of_thought", "module: cot")))
     loc, msg = only(err)
     assert (loc.line, loc.column, loc.path) == (18, 13, "program[0].module")
-    assert msg == ("expected one of predict, chain_of_thought, got 'cot'; "
-                   "did you mean 'chain_of_thought'?")
-    assert str(err) == (f"{tmp_path / 'spec.yaml'}:18:13: program[0].module: expected one of "
-                        "predict, chain_of_thought, got 'cot'; did you mean 'chain_of_thought'?")
+    assert msg.startswith("expected one of predict, chain_of_thought, retrieve, react,")
+    assert msg.endswith(", got 'cot'; did you mean 'chain_of_thought'?")
+    assert str(err).startswith(f"{tmp_path / 'spec.yaml'}:18:13: program[0].module: expected one of ")
 
 
 def test_missing_required_field(tmp_path: Path) -> None:

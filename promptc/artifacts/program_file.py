@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_serializer
 
 from promptc import __version__
 from promptc.core.modules import MODULES
-from promptc.core.program import Program, Ref, Step
+from promptc.core.program import Program, Ref, Step, StepState
 from promptc.core.signature import Signature
 from promptc.errors import UsageError
 from promptc.lm.base import LM, Price
@@ -53,6 +53,10 @@ class ProgramArtifact(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     metric: list[MetricConfig] = Field(default_factory=list, description="what compile optimized for")
     provenance: dict[str, Any] = Field(default_factory=dict)
+    spec: dict[str, Any] | None = Field(
+        default=None, description="the validated spec this was compiled from: rebuilds loops, branches, "
+        "modules, constraints, retrievers and tools; `steps` then supplies the tuned state")
+    base_dir: str | None = Field(default=None, description="the spec's folder, for relative corpus paths")
 
     @field_serializer("metric")
     def _metric_as_written(self, metric: list[MetricConfig]) -> list[dict[str, Any]]:
@@ -62,7 +66,8 @@ class ProgramArtifact(BaseModel):
     @classmethod
     def from_program(cls, program: Program, *, lm_configs: dict[str, LMConfig] | None = None,
                      prices: dict[str, Price] | None = None, metric: list[MetricConfig] | None = None,
-                     provenance: dict[str, Any] | None = None) -> ProgramArtifact:
+                     provenance: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
+                     base_dir: str | None = None) -> ProgramArtifact:
         steps = [
             StepArtifact(name=s.name, module=s.module.kind, signature=s.module.signature,  # type: ignore[arg-type]
                          bindings={k: str(v) for k, v in bindings.items()}, lm=s.module.lm,
@@ -70,10 +75,17 @@ class ProgramArtifact(BaseModel):
             for s, bindings in zip(program.steps, program.resolved, strict=True)
         ]
         return cls(name=program.name, steps=steps, lms=dict(lm_configs or {}), prices=dict(prices or {}),
-                   metric=list(metric or []), provenance=dict(provenance or {}))
+                   metric=list(metric or []), provenance=dict(provenance or {}), spec=spec, base_dir=base_dir)
 
     def build(self, lms: dict[str, LM]) -> Program:
         """A runnable Program from this artifact, with the given LMs."""
+        if self.spec is not None:
+            from promptc.spec.loader import load_data
+
+            base = Path(self.base_dir) if self.base_dir else Path.cwd()
+            program = load_data(self.spec, file=f"<artifact {self.name}>", base_dir=base, lms=lms).program
+            state = {s.name: StepState(instructions=s.signature.instructions, demos=s.demos) for s in self.steps}
+            return program.with_state(state)
         steps = [Step(MODULES[s.module](s.signature, name=s.name, demos=s.demos, lm=s.lm,
                                         json_mode=s.json_mode),
                       {k: Ref.parse(v) for k, v in s.bindings.items()})
@@ -143,4 +155,5 @@ def apply_artifact(spec_program: Program, artifact: ProgramArtifact) -> Program:
     diffs = differences(spec_program, artifact)
     if diffs:
         raise UsageError("the artifact does not match the spec:\n  " + "\n  ".join(diffs))
-    return artifact.build(spec_program.lms)
+    state = {s.name: StepState(instructions=s.signature.instructions, demos=s.demos) for s in artifact.steps}
+    return spec_program.with_state(state)

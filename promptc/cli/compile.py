@@ -133,6 +133,8 @@ def compile_command(
     artifact = ProgramArtifact.from_program(
         best_program, lm_configs=loaded.lm_configs, prices=loaded.document.prices,
         metric=metric_configs(source, program, None),
+        spec=loaded.document.model_dump(mode="json", by_alias=True, exclude_unset=True, warnings=False),
+        base_dir=str(spec.resolve().parent),
         provenance=setup.provenance(fp, spec=spec, train=train_path, dev=dev_path, trials=trials,
                                     best=best, stopped=stopped,
                                     extra=setup.overhead(budget.spent, trials, resumed)))

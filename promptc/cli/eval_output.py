@@ -52,6 +52,13 @@ def print_summary(summary: EvalSummary, records: Sequence[EvalRecord], *, show_f
     stdout.print(f"latency p50 {summary.latency_p50:.3f}s, p95 {summary.latency_p95:.3f}s; "
                  f"wall {summary.wall_seconds:.1f}s")
     stdout.print(usage_line(summary.usage))
+    if summary.soft_violations or summary.hard_violations:
+        from collections import Counter
+
+        counts = Counter(name for r in records for name in r.violations)
+        detail = ", ".join(f"{escape(k)}: {v}" for k, v in counts.most_common())
+        stdout.print(f"constraint violations: {summary.soft_violations} soft, {summary.hard_violations} hard "
+                     f"({detail})")
     cmp = summary.comparison
     if cmp is not None:
         verdict = "[red]significant regression[/]" if cmp.regression else "no significant regression"

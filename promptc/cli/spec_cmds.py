@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from promptc.cli.common import BaseUrlOpt, ModelOpt, ProgramOpt, SpecArg, handle_errors, stdout
 from promptc.cli.source import OptionalSpecArg
@@ -27,11 +28,11 @@ def validate_command(spec: SpecArg, model: ModelOpt = None, base_url: BaseUrlOpt
     loaded = load(spec, options=LMOptions(model=model, base_url=base_url, cache=False))
     program = loaded.program
     stdout.print(f"[green]ok[/]: {spec} — program '{program.name}', {len(program.steps)} step(s)")
-    stdout.print(f"  inputs:  {', '.join(f'{f.name}: {f.type.display()}' for f in program.input_fields)}")
+    stdout.print(escape(f"  inputs:  {', '.join(f'{f.name}: {f.type.display()}' for f in program.input_fields)}"))
     for step, bindings in zip(program.steps, program.resolved, strict=True):
         wiring = ", ".join(f"{k} <- {ref}" for k, ref in bindings.items())
         outs = ", ".join(f"{f.name}: {f.type.display()}" for f in step.module.prompt_signature.outputs)
-        stdout.print(f"  {step.name} ({step.module.kind}): {wiring} -> {outs}")
+        stdout.print(escape(f"  {step.name} ({step.module.kind}): {wiring} -> {outs}"))
     for name, cfg in loaded.lm_configs.items():
         where = f" at {cfg.base_url}" if cfg.base_url else ""
         stdout.print(f"  lm {name}: {cfg.model} ({cfg.resolved_provider}{where})")

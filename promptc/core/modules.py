@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from promptc.core.adapter import ChatAdapter
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.trace import Trace, TraceStep
-from promptc.errors import ParseError, UsageError
-from promptc.lm.base import LM, LMRequest, Usage
+from promptc.errors import AssertionFailed, ParseError, UsageError
+from promptc.lm.base import LM, LMRequest, Message, Usage
 
 REASONING = FieldSpec(name="reasoning", desc="Think step by step in order to produce the outputs.")
 
@@ -59,14 +59,23 @@ class Predict:
 
     kind: ClassVar[str] = "predict"
 
-    def __init__(self, signature: Signature, *, name: str | None = None,
+    def __init__(self, signature: Signature | str, *, name: str | None = None,
                  demos: Sequence[Mapping[str, Any]] = (), lm: str | None = None,
                  json_mode: bool = False):
+        if isinstance(signature, str):
+            signature = Signature.parse(signature, name=name or "signature")
         self.signature = signature
         self.name = name or signature.name
         self.demos: list[dict[str, Any]] = [dict(d) for d in demos]
         self.lm = lm
         self.json_mode = json_mode
+        self.constraints: Any = None  # a promptc.core.constraints.ConstraintSet (assert/suggest)
+
+    async def __call__(self, **inputs: Any) -> Any:
+        """Inside a `promptc.Module.forward()`: run with the current program run's LMs and trace."""
+        from promptc.core.module_api import call_predictor
+
+        return await call_predictor(self, inputs)
 
     @property
     def prompt_signature(self) -> Signature:
@@ -110,10 +119,41 @@ class Predict:
                 record.usage.add(Usage(parse_retries=1))
                 record.completion = retry.text
                 outputs = ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
+            if self.constraints is not None:
+                outputs = await self._enforce(outputs, inputs, sig, lm, request, record, ctx)
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             raise
         record.outputs = outputs
+        return outputs
+
+    async def _enforce(self, outputs: dict[str, Any], inputs: Mapping[str, Any], sig: Signature, lm: LM,
+                       request: LMRequest, record: TraceStep, ctx: CallContext) -> dict[str, Any]:
+        """Assertions and suggestions: retry with the failures fed back, then fail or record."""
+        rules = self.constraints
+        messages = list(request.messages)
+        violations = rules.check_all(outputs, inputs)
+        for _ in range(rules.max_retries):
+            if not violations:
+                break
+            note = rules.feedback(violations, outputs) + "\n\n" + ctx.adapter.output_request(
+                sig, json_mode=self.json_mode)
+            messages = [*messages, Message(role="assistant", content=record.completion or ""),
+                        Message(role="user", content=note)]
+            retry = await lm.complete(request.model_copy(update={"messages": messages}))
+            record.usage.add(retry.usage)
+            record.usage.add(Usage(constraint_retries=1))
+            record.attempts += 1
+            record.completion = retry.text
+            try:
+                outputs = ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
+            except ParseError:
+                continue  # keep the last parseable outputs and their violations
+            violations = rules.check_all(outputs, inputs)
+        record.violations = [v.model_dump() for v in violations]
+        hard = [v for v in violations if v.hard]
+        if hard:
+            raise AssertionFailed("; ".join(f"{v.message} ({v.detail})" for v in hard))
         return outputs
 
 

@@ -1,9 +1,9 @@
-"""Programs: a chain of steps whose outputs feed later steps, checked before any LM call.
+"""Programs: a graph of steps (chains, loops, branches), checked before any LM call.
 
 A step's input field is bound, in order of preference, to an explicit reference
-(`input.question`, `retrieve.passages`), else to the most recent earlier step that
-outputs a field of that name, else to the program input of that name. The types
-along every binding are checked when the program is built.
+(`input.question`, `retrieve.passages`), else to the most recent earlier producer of a
+field of that name, else to the program input of that name. The types along every
+binding are checked when the program is built (see promptc.core.graph).
 """
 
 from __future__ import annotations
@@ -11,51 +11,31 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from promptc.core.adapter import ChatAdapter
 from promptc.core.example import Prediction
+from promptc.core.graph import (
+    INPUT,
+    Branch,
+    Case,
+    FlowChecker,
+    FlowProblem,
+    Node,
+    Ref,
+    Repeat,
+    Step,
+    last_outputs,
+    walk_steps,
+)
 from promptc.core.modules import CallContext, Predict
 from promptc.core.signature import FieldSpec
 from promptc.core.trace import Trace
 from promptc.core.types import CoercionError
 from promptc.errors import FATAL_LM_ERRORS, SpecError, StepFailed
 from promptc.lm.base import LM
-
-INPUT = "input"
-
-
-@dataclass(frozen=True)
-class Ref:
-    """Where a step input's value comes from: `input.FIELD` or `STEP.FIELD`."""
-
-    source: str
-    field: str
-
-    @classmethod
-    def parse(cls, text: str) -> Ref:
-        source, dot, name = text.strip().partition(".")
-        if not dot or not source or not name:
-            raise ValueError(f"expected 'input.FIELD' or 'STEP.FIELD', got {text!r}")
-        return cls(source, name)
-
-    def __str__(self) -> str:
-        return f"{self.source}.{self.field}"
-
-
-@dataclass
-class Step:
-    """A module placed in a program, with explicit bindings for some of its inputs."""
-
-    module: Predict
-    bindings: Mapping[str, Ref]
-
-    @property
-    def name(self) -> str:
-        return self.module.name
 
 
 class StepState(BaseModel):
@@ -65,37 +45,44 @@ class StepState(BaseModel):
     demos: list[dict[str, Any]] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class FlowProblem:
-    """A field-flow error found when building a program (the spec loader locates it)."""
-
-    step_index: int
-    field: str | None
-    message: str
-
-
 class Program:
     """An executable chain of steps. Call it like a function: `program(question=...)`."""
 
-    def __init__(self, steps: Sequence[Step], *, name: str = "program",
-                 lms: Mapping[str, LM] | None = None, adapter: ChatAdapter | None = None):
+    def __init__(self, nodes: Sequence[Node], *, name: str = "program",
+                 lms: Mapping[str, LM] | None = None, adapter: ChatAdapter | None = None,
+                 retrievers: Mapping[str, Any] | None = None, tools: Mapping[str, Any] | None = None):
         self.name = name
-        self.steps = list(steps)
+        self.nodes = list(nodes)
+        self.steps = walk_steps(self.nodes)
         self.lms: dict[str, LM] = dict(lms or {})
+        self.retrievers: dict[str, Any] = dict(retrievers or {})
+        self.tools: dict[str, Any] = dict(tools or {})
         self.adapter = adapter or ChatAdapter()
-        self.resolved, self.input_fields, problems = resolve_flow(self.steps)
+        checker = FlowChecker()
+        checker.run(self.nodes)
+        self.resolved = [checker.bindings.get(s.name, {}) for s in self.steps]
+        self._index = {s.name: i for i, s in enumerate(self.steps)}
+        self.input_fields = list(checker.env.inputs.values())
+        self._outputs = last_outputs(self.nodes)
+        problems = [f"{_path_text(p.path)}" + (f".{p.field}" if p.field else "") + f": {p.message}"
+                    for p in checker.problems]
+        if not problems and not self._outputs:
+            problems.append("the program's last node must produce its outputs unconditionally "
+                            "(end with a step, or a branch with an else case)")
         if problems:
-            raise SpecError("\n".join(
-                f"program[{p.step_index}]" + (f".inputs.{p.field}" if p.field else "") + f": {p.message}"
-                for p in problems))
+            raise SpecError("\n".join(problems))
 
     @property
     def output_fields(self) -> tuple[FieldSpec, ...]:
-        return self.steps[-1].module.prompt_signature.outputs
+        return tuple(self._outputs.values())
 
     @property
     def input_names(self) -> list[str]:
         return [f.name for f in self.input_fields]
+
+    def step(self, name: str) -> Step:
+        """The step called `name` (KeyError if there is none)."""
+        return self.steps[self._index[name]]
 
     def predictors(self) -> list[Predict]:
         return [s.module for s in self.steps]
@@ -107,7 +94,7 @@ class Program:
 
     def with_state(self, state: Mapping[str, StepState], *, lms: Mapping[str, LM] | None = None) -> Program:
         """A copy with some steps' instructions/demos replaced (and optionally other LMs)."""
-        steps = []
+        copies: dict[str, Predict] = {}
         for s in self.steps:
             module = copy.copy(s.module)
             new = state.get(s.name)
@@ -116,14 +103,10 @@ class Program:
                 module.demos = [dict(d) for d in new.demos]
             else:
                 module.demos = [dict(d) for d in s.module.demos]
-            steps.append(Step(module=module, bindings=s.bindings))
-        return Program(steps, name=self.name, lms=self.lms if lms is None else lms, adapter=self.adapter)
-
-    def step(self, name: str) -> Step:
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+            copies[s.name] = module
+        return Program(_copy_nodes(self.nodes, copies), name=self.name,
+                       lms=self.lms if lms is None else lms, adapter=self.adapter,
+                       retrievers=self.retrievers, tools=self.tools)
 
     def coerce_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The program inputs of a data row, typed; ValueError names the field at fault."""
@@ -145,19 +128,54 @@ class Program:
         its own cache entry) instead of replaying the temperature-0 answer.
         """
         ctx = CallContext(lms=lms or self.lms, adapter=self.adapter, trace=Trace(),
-                          sample_index=sample_index, temperature=temperature)
+                          sample_index=sample_index, temperature=temperature,
+                          retrievers=self.retrievers, tools=self.tools)
         values: dict[str, dict[str, Any]] = {INPUT: self.coerce_inputs(inputs)}
-        outputs: dict[str, Any] = {}
-        for step, bindings in zip(self.steps, self.resolved, strict=True):
-            step_inputs = {name: values[ref.source][ref.field] for name, ref in bindings.items()}
-            try:
-                outputs = await step.module.acall(step_inputs, ctx)
-            except FATAL_LM_ERRORS:
-                raise  # fatal for the whole run, not for this example
-            except Exception as exc:
-                raise StepFailed(step.name, exc, ctx.trace) from exc
-            values[step.name] = outputs
-        return Prediction(outputs, trace=ctx.trace)
+        outputs = await self._run(self.nodes, values, ctx, None, None)
+        return Prediction(outputs or {}, trace=ctx.trace)
+
+    async def _run(self, nodes: Sequence[Node], values: dict[str, dict[str, Any]], ctx: CallContext,
+                   iteration: int | None, branch: str | None) -> dict[str, Any] | None:
+        def lookup(ref: Ref) -> Any:
+            return values.get(ref.source, {}).get(ref.field)
+
+        last: dict[str, Any] | None = None
+        for node in nodes:
+            if node.when is not None and not node.when.evaluate(lookup):
+                continue
+            if isinstance(node, Step):
+                step_inputs = {name: lookup(ref) for name, ref in self.resolved[self._index[node.name]].items()}
+                first = len(ctx.trace.steps)
+                try:
+                    outputs = await node.module.acall(step_inputs, ctx)
+                except FATAL_LM_ERRORS:
+                    raise  # fatal for the whole run, not for this example
+                except Exception as exc:
+                    raise StepFailed(node.name, exc, ctx.trace) from exc
+                for record in ctx.trace.steps[first:]:
+                    record.iteration = iteration if record.iteration is None else record.iteration
+                    record.branch = branch if record.branch is None else record.branch
+                values[node.name] = outputs
+                last = outputs
+            elif isinstance(node, Repeat):
+                values[node.name] = {v.name: copy.deepcopy(v.init) if v.init is not None else
+                                     ([] if v.type.kind == "list" else None) for v in node.state}
+                for i in range(node.times):
+                    out = await self._run(node.body, values, ctx, i, branch)
+                    last = out if out is not None else last
+                    for var in node.state:
+                        ref = var.append or var.set
+                        if ref is not None and ref.source in values and ref.field in values[ref.source]:
+                            current = values[node.name][var.name]
+                            values[node.name][var.name] = var.update(current, values[ref.source][ref.field])
+            else:
+                for j, case in enumerate(node.cases):
+                    if case.when is None or case.when.evaluate(lookup):
+                        out = await self._run(case.body, values, ctx, iteration, f"{node.name}[{j}]")
+                        values[node.name] = out or {}
+                        last = out if out is not None else last
+                        break
+        return last
 
     def __call__(self, **inputs: Any) -> Prediction:
         """Synchronous call for scripts without a running event loop (else use `acall`)."""
@@ -177,62 +195,29 @@ class Program:
                 await close()
 
 
-def resolve_flow(steps: Sequence[Step]) -> tuple[list[dict[str, Ref]], list[FieldSpec], list[FlowProblem]]:
-    """Bind every step input to its source and type-check the flow."""
-    problems: list[FlowProblem] = []
-    produced: dict[str, dict[str, FieldSpec]] = {}  # step name -> outputs
-    program_inputs: dict[str, FieldSpec] = {}
-    resolved: list[dict[str, Ref]] = []
-    seen_names: set[str] = set()
-    for i, step in enumerate(steps):
-        if step.name in seen_names:
-            problems.append(FlowProblem(i, None, f"duplicate step name '{step.name}'"))
-        sig = step.module.signature
-        for name in step.bindings:
-            if sig.input(name) is None:
-                problems.append(FlowProblem(i, name, f"'{name}' is not an input of signature "
-                                            f"'{sig.name}' (inputs: {', '.join(sig.input_names) or 'none'})"))
-        bindings: dict[str, Ref] = {}
-        for f in sig.inputs:
-            ref = step.bindings.get(f.name) or _implicit_ref(f.name, produced)
-            problem = _check_ref(ref, f, step.name, produced, program_inputs)
-            if problem:
-                problems.append(FlowProblem(i, f.name, problem))
-            bindings[f.name] = ref
-        resolved.append(bindings)
-        produced[step.name] = {o.name: o for o in step.module.prompt_signature.outputs}
-        seen_names.add(step.name)
-    return resolved, list(program_inputs.values()), problems
+def resolve_flow(nodes: Sequence[Node]) -> tuple[list[dict[str, Ref]], list[FieldSpec], list[FlowProblem]]:
+    """Bind every step input and type-check the flow (see promptc.core.graph)."""
+    checker = FlowChecker()
+    checker.run(nodes)
+    steps = walk_steps(nodes)
+    return [checker.bindings.get(s.name, {}) for s in steps], list(checker.env.inputs.values()), checker.problems
 
 
-def _implicit_ref(field: str, produced: dict[str, dict[str, FieldSpec]]) -> Ref:
-    for step_name in reversed(list(produced)):
-        if field in produced[step_name]:
-            return Ref(step_name, field)
-    return Ref(INPUT, field)
+def _copy_nodes(nodes: Sequence[Node], modules: Mapping[str, Predict]) -> list[Node]:
+    out: list[Node] = []
+    for node in nodes:
+        if isinstance(node, Step):
+            out.append(Step(module=modules[node.name], bindings=node.bindings, when=node.when))
+        elif isinstance(node, Repeat):
+            out.append(Repeat(node.name, node.times, _copy_nodes(node.body, modules), node.state, node.when))
+        else:
+            out.append(Branch(node.name, [Case(c.when, _copy_nodes(c.body, modules)) for c in node.cases],
+                              node.when))
+    return out
 
 
-def _check_ref(ref: Ref, target: FieldSpec, step_name: str, produced: dict[str, dict[str, FieldSpec]],
-               program_inputs: dict[str, FieldSpec]) -> str | None:
-    if ref.source == INPUT:
-        known = program_inputs.get(ref.field)
-        if known is None:
-            program_inputs[ref.field] = FieldSpec(name=ref.field, type=target.type, desc=target.desc)
-            return None
-        if not (known.type.accepts(target.type) or target.type.accepts(known.type)):
-            return (f"program input '{ref.field}' is used as {target.type.display()} here but as "
-                    f"{known.type.display()} by an earlier step")
-        return None
-    if ref.source == step_name:
-        return f"'{ref}' refers to the step's own output"
-    if ref.source not in produced:
-        return (f"'{ref}' refers to step '{ref.source}', which does not run before this step"
-                if ref.source else f"bad reference '{ref}'")
-    source = produced[ref.source].get(ref.field)
-    if source is None:
-        return (f"step '{ref.source}' has no output '{ref.field}' "
-                f"(outputs: {', '.join(produced[ref.source])})")
-    if not target.type.accepts(source.type):
-        return (f"type mismatch: '{ref}' is {source.type.display()} but input "
-                f"'{target.name}' of step '{step_name}' is {target.type.display()}")
-    return None
+def _path_text(path: tuple[Any, ...]) -> str:
+    text = "program"
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text

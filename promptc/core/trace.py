@@ -25,6 +25,9 @@ class TraceStep(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None
     attempts: int = 1  # 2 when the reply had to be re-asked after a parse failure
+    iteration: int | None = None  # the loop iteration (0-based) this call ran in
+    branch: str | None = None  # the branch case taken, as 'BRANCH[i]'
+    violations: list[dict[str, Any]] = Field(default_factory=list)  # constraints still failing at the end
 
 
 class Trace(BaseModel):

@@ -137,6 +137,7 @@ def to_record(result: RowResult, scored: RowScores | None, input_names: set[str]
     scored = scored or RowScores()
     record = result.item.record
     score = scored.scores.get(primary.name)
+    broken = [v for step in result.trace.steps for v in step.violations]
     return EvalRecord(
         row=result.item.row,
         inputs={k: v for k, v in record.items() if k in input_names},
@@ -146,6 +147,7 @@ def to_record(result: RowResult, scored: RowScores | None, input_names: set[str]
         passed=None if score is None else score >= primary.threshold,
         feedback=scored.feedback, error=result.error or scored.error,
         usage=result.usage, latency=result.seconds,
+        violations=[v["constraint"] for v in broken], hard_violations=sum(1 for v in broken if v["hard"]),
     )
 
 
@@ -193,6 +195,8 @@ def summarize(records: Sequence[EvalRecord], metrics: Sequence[NamedMetric], *, 
         usage=usage, latency_p50=percentile(latencies, 50) if latencies else 0.0,
         latency_p95=percentile(latencies, 95) if latencies else 0.0, wall_seconds=wall_seconds,
         comparison=comparison, exit_code=exit_code,
+        soft_violations=sum(len(r.violations) - r.hard_violations for r in records),
+        hard_violations=sum(r.hard_violations for r in records),
     )
 
 

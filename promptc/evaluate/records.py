@@ -38,6 +38,9 @@ class EvalRecord(_Model):
     error: str | None = Field(default=None, description="program or metric error, if any")
     usage: Usage = Field(default_factory=Usage)
     latency: float = Field(default=0.0, description="seconds")
+    violations: list[str] = Field(default_factory=list,
+                                  description="constraints (assert/suggest) still failing when the row ended")
+    hard_violations: int = 0
 
     @property
     def status(self) -> Status:
@@ -97,6 +100,8 @@ class EvalSummary(_Model):
     latency_p95: float
     wall_seconds: float
     comparison: Comparison | None = None
+    soft_violations: int = Field(default=0, description="suggest constraints still failing, over all rows")
+    hard_violations: int = Field(default=0, description="assert constraints that failed rows")
     exit_code: int
 
 

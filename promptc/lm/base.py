@@ -55,6 +55,7 @@ class Usage(BaseModel):
     calls: int = 0  # LM calls asked for by the program (one call may be several requests)
     cache_hits: int = 0
     parse_retries: int = 0
+    constraint_retries: int = 0  # self-refinement calls after a failed assert/suggest
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -65,6 +66,7 @@ class Usage(BaseModel):
         self.calls += other.calls
         self.cache_hits += other.cache_hits
         self.parse_retries += other.parse_retries
+        self.constraint_retries += other.constraint_retries
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.cost += other.cost

@@ -20,10 +20,10 @@ from promptc.metrics.builtin import MetricFn
 IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
-def check_import_path(path: str) -> str:
+def check_import_path(path: str, what: str = "metric") -> str:
     """Raise ValueError unless `path` is spelled `module.sub:function`."""
     if not IMPORT_PATH.fullmatch(path.strip()):
-        raise ValueError(f"python metric {path!r} must be spelled 'module.path:function'")
+        raise ValueError(f"python {what} {path!r} must be spelled 'module.path:function'")
     return path.strip()
 
 
@@ -35,26 +35,26 @@ def _ensure_cwd_importable() -> None:
         sys.path.insert(0, cwd)
 
 
-def load_callable(path: str) -> Callable[..., Any]:
+def load_callable(path: str, what: str = "metric") -> Callable[..., Any]:
     """Import `module:attr` (attr may be dotted); ValueError says the path and the reason."""
-    module_name, _, attr_path = check_import_path(path).partition(":")
+    module_name, _, attr_path = check_import_path(path, what).partition(":")
     _ensure_cwd_importable()
     importlib.invalidate_caches()
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise ValueError(f"cannot import metric {path!r}: {exc}") from None
+        raise ValueError(f"cannot import {what} {path!r}: {exc}") from None
     except Exception as exc:  # the user's module failed while importing
-        raise ValueError(f"cannot import metric {path!r}: importing '{module_name}' raised "
+        raise ValueError(f"cannot import {what} {path!r}: importing '{module_name}' raised "
                          f"{type(exc).__name__}: {exc}") from None
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ValueError(f"cannot import metric {path!r}: '{module_name}' has no attribute "
+            raise ValueError(f"cannot import {what} {path!r}: '{module_name}' has no attribute "
                              f"'{attr_path}'") from None
     if not callable(obj):
-        raise ValueError(f"metric {path!r} is not callable (it is a {type(obj).__name__})")
+        raise ValueError(f"{what} {path!r} is not callable (it is a {type(obj).__name__})")
     return obj
 
 

@@ -60,6 +60,12 @@ def labeled_demo(program: Program, step_name: str, example: Mapping[str, Any]) -
     outputs = {f.name: example[f.name] for f in sig.outputs if f.name in example}
     if not outputs:
         return None
+    for f in sig.outputs:  # a label this step can't produce (e.g. another branch's class) is no demo for it
+        if f.name in outputs:
+            try:
+                f.type.coerce(outputs[f.name])
+            except ValueError:
+                return None
     return {**demo, **outputs}
 
 

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptc.core.modules import MODULES
-from promptc.core.program import Program, Ref, Step, resolve_flow
+from promptc.core.graph import FlowChecker, Node, Step
+from promptc.core.program import Program
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.types import FieldType
 from promptc.errors import Location, SpecError
 from promptc.lm.base import LM
 from promptc.spec.lms import LMOptions, build_lms, resolve_lm_configs
 from promptc.spec.models import FieldDecl, LMConfig, SignatureDecl, SpecDocument
+from promptc.spec.nodes import NodeBuilder
+from promptc.spec.resources import build_resources
 from promptc.spec.source import (
     PositionMap,
     interpolate,
@@ -69,6 +70,14 @@ def load_text(text: str, *, file: str = "<string>", options: LMOptions | None = 
     return _build(data, positions, file, None, options, env, lms)
 
 
+def load_data(data: dict[str, Any], *, file: str, base_dir: Path, options: LMOptions | None = None,
+              lms: Mapping[str, LM] | None = None) -> LoadedSpec:
+    """Build from an already-validated spec dict (a compiled artifact's copy of its spec)."""
+    loaded = _build(data, PositionMap(file=file), file, base_dir / "spec.yaml", options, {}, lms)
+    loaded.path = None
+    return loaded
+
+
 def load_spec(path: str | Path, *, model: str | None = None, base_url: str | None = None,
               cache: bool = True, lms: Mapping[str, LM] | None = None) -> Program:
     """The Python API: a ready-to-call Program from a spec file.
@@ -83,7 +92,8 @@ def load_spec(path: str | Path, *, model: str | None = None, base_url: str | Non
 def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
            options: LMOptions | None, env: Mapping[str, str] | None,
            lms: Mapping[str, LM] | None) -> LoadedSpec:
-    data = interpolate(data, positions, os.environ if env is None else env, file)
+    if env != {}:  # an artifact's stored spec is already interpolated
+        data = interpolate(data, positions, os.environ if env is None else env, file)
     doc = validate_document(data, positions, file)
     problems: list[tuple[Location, str]] = []
 
@@ -92,14 +102,41 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
 
     signatures = _build_signatures(doc, err)
     configs = resolve_lm_configs(doc, options or LMOptions(), err)
-    steps = _build_steps(doc, signatures, set(configs) | set(lms or {}), err)
-    if not problems:
-        _check_flow(steps, err)
+    lm_holder: dict[str, LM] = {}  # filled below; rewards that call an LM judge read it lazily
+    if isinstance(doc.program, str):
+        from promptc.spec.python_program import check_import_path
+
+        problem = check_import_path(doc.program)
+        if problem:
+            err(("program",), problem)
+        nodes: list[Node] = []
+    else:
+        builder = NodeBuilder(doc, signatures, set(configs) | set(lms or {}), err,
+                              reward_builder=lambda cfg: _reward(cfg, lm_holder))
+        nodes = builder.nodes(doc.program, ("program",))
+        if not problems:
+            _check_flow(nodes, err)
     if problems:
         problems.sort(key=lambda p: (p[0].line or 0, p[0].column or 0))
         raise SpecError(problems)
+    base_dir = path.parent if path else Path.cwd()
+    retrievers, tools = build_resources(doc, base_dir, err)
+    if problems:
+        raise SpecError(problems)
     built_lms = dict(lms) if lms is not None else build_lms(doc.prices, configs, options or LMOptions())
-    program = Program(steps, name=doc.name, lms=built_lms)
+    lm_holder.update(built_lms)
+    if isinstance(doc.program, str):
+        from promptc.spec.python_program import load_module_program
+        from promptc.spec.resources import ensure_importable
+
+        ensure_importable(base_dir)
+        try:
+            program = load_module_program(doc.program, name=doc.name, lms=built_lms,
+                                          retrievers=retrievers, tools=tools)
+        except (ValueError, SpecError) as exc:
+            raise SpecError([(positions.locate(("program",), file=file), str(exc))]) from None
+    else:
+        program = Program(nodes, name=doc.name, lms=built_lms, retrievers=retrievers, tools=tools)
     return LoadedSpec(path=path, document=doc, positions=positions, program=program, lm_configs=configs)
 
 
@@ -157,62 +194,42 @@ def _signature_from_decl(sig_name: str, decl: SignatureDecl, err: Any) -> Signat
                      inputs=tuple(fields["inputs"]), outputs=tuple(fields["outputs"]))
 
 
-def _build_steps(doc: SpecDocument, signatures: dict[str, Signature], lm_names: set[str],
-                 err: Any) -> list[Step]:
-    steps: list[Step] = []
-    for i, decl in enumerate(doc.program):
-        where = ("program", i)
-        sig = _step_signature(decl.signature, decl.step, signatures, doc, (*where, "signature"), err)
-        if decl.lm is not None and decl.lm not in lm_names:
-            err((*where, "lm"), f"unknown LM '{decl.lm}'{_suggest(decl.lm, lm_names)}"
-                f" (defined: {', '.join(sorted(lm_names))})")
-        bindings: dict[str, Ref] = {}
-        for fname, ref_text in decl.inputs.items():
-            try:
-                bindings[fname] = Ref.parse(ref_text)
-            except ValueError as exc:
-                err((*where, "inputs", fname), str(exc))
-        if sig is None:
-            continue
-        if decl.instructions is not None:
-            sig = sig.with_instructions(decl.instructions.strip())
-        module = MODULES[decl.module](sig, name=decl.step, demos=decl.demos, lm=decl.lm,
-                                      json_mode=decl.json_mode)
-        steps.append(Step(module=module, bindings=bindings))
-    return steps
-
-
-def _step_signature(text: str, step_name: str, signatures: dict[str, Signature], doc: SpecDocument,
-                    where: tuple[Any, ...], err: Any) -> Signature | None:
-    if "->" in text:
-        try:
-            return Signature.parse(text, name=step_name)
-        except ValueError as exc:
-            err(where, f"invalid inline signature: {exc}")
-            return None
-    name = text.strip()
-    if name in signatures:
-        return signatures[name]
-    if name in doc.signatures:
-        return None  # the signature itself is broken; that error is already reported
-    known = sorted(doc.signatures)
-    err(where, f"unknown signature '{name}'{_suggest(name, known)}"
-        + (f" (defined: {', '.join(known)})" if known else " (no `signatures:` defined; "
-           "or write it inline: 'question -> answer')"))
-    return None
-
-
-def _check_flow(steps: list[Step], err: Any) -> None:
-    _, _, problems = resolve_flow(steps)
-    for p in problems:
-        where: tuple[Any, ...] = ("program", p.step_index)
-        if p.field and p.field in steps[p.step_index].bindings:
+def _check_flow(nodes: list[Node], err: Any) -> None:
+    checker = FlowChecker()
+    checker.run(nodes)
+    for p in checker.problems:
+        where: tuple[Any, ...] = ("program", *p.path)
+        if p.where == "inputs":
             where = (*where, "inputs", p.field)
-        else:
+        elif p.where == "when":
+            where = (*where, "when")
+        elif p.where == "state":
+            where = (*where, "state", p.field)
+        elif _is_step(nodes, p.path):
             where = (*where, "signature")
         err(where, p.message)
 
 
-def _suggest(name: str, choices: Any) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+def _is_step(nodes: list[Node], path: tuple[Any, ...]) -> bool:
+    node: Any = nodes
+    for part in path:
+        if isinstance(part, int):
+            node = node[part]
+        elif part == "steps":
+            node = node.body
+        elif part == "cases":
+            node = node.cases
+    return isinstance(node, Step)
+
+
+def _reward(cfg: Any, lms: dict[str, LM]) -> Any:
+    """A best_of_n/refine reward from a metric config: scored on (inputs, outputs), no gold."""
+    from promptc.metrics.config import build_metrics
+    from promptc.metrics.judge import JudgeRunner
+
+    metric = build_metrics([cfg], default_field=cfg.field or "answer", judge=JudgeRunner(lms))[0]
+
+    async def reward(inputs: Any, outputs: Any) -> Any:
+        return await metric.acall(dict(inputs), dict(outputs))
+
+    return reward

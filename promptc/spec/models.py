@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
+from promptc.core.constraints import ConstraintConfig
 from promptc.lm.base import Price
 from promptc.metrics.config import MetricConfig
+from promptc.retrieve.config import RetrieverConfig
 
 
 class Strict(BaseModel):
@@ -57,27 +67,131 @@ class SignatureDecl(Strict):
     outputs: dict[str, FieldValue]
 
 
+MODULE_KINDS = Literal["predict", "chain_of_thought", "retrieve", "react", "best_of_n", "refine",
+                      "multi_chain_comparison"]
+
+
 class StepDecl(Strict):
     """One step of the program."""
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     step: str = Field(description="the step's name, unique in the program")
-    module: Literal["predict", "chain_of_thought"] = "predict"
-    signature: str = Field(description="a name under `signatures:` or an inline 'a, b -> c: float'")
+    module: MODULE_KINDS = "predict"
+    signature: str | None = Field(
+        default=None, description="a name under `signatures:` or an inline 'a, b -> c: float'")
     inputs: dict[str, str] = Field(
         default_factory=dict,
         description="bindings: input field -> 'input.NAME' or 'STEP.FIELD'; unbound fields bind by name",
     )
+    when: str | None = Field(default=None, description="run only when this condition holds")
     lm: str | None = Field(default=None, description="a name under `lms:`")
     json_mode: bool = False
     instructions: str | None = None
     demos: list[dict[str, Any]] = Field(default_factory=list)
+    asserts: list[ConstraintConfig] = Field(default_factory=list, alias="assert")
+    suggest: list[ConstraintConfig] = Field(default_factory=list)
+    max_retries: int = Field(default=2, ge=0, le=10, description="self-refinement retries for constraints")
+    # module options (each checked against the module when the spec loads)
+    retriever: str | None = Field(default=None, description="retrieve: a name under `retrievers:`")
+    k: int | None = Field(default=None, ge=1, le=1000, description="retrieve: passages to return")
+    tools: list[str] | None = Field(default=None, description="react: names under `tools:`")
+    max_iters: int | None = Field(default=None, ge=1, le=50, description="react: tool-call iterations")
+    n: int | None = Field(default=None, ge=1, le=50, description="best_of_n / refine: attempts")
+    m: int | None = Field(default=None, ge=1, le=20, description="multi_chain_comparison: attempts")
+    reward: MetricConfig | None = Field(default=None, description="best_of_n / refine: how to score attempts")
+    threshold: float | None = Field(default=None, ge=0, le=1, description="best_of_n / refine: good enough")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="sampling temperature of attempts")
 
     @field_validator("step")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not v.replace("_", "a").replace("-", "a").isalnum() or v in ("input",):
-            raise ValueError(f"invalid step name {v!r} (letters, digits, '_' and '-'; not 'input')")
-        return v
+        return _check_name(v, "step")
+
+    @model_validator(mode="after")
+    def _signature_required(self) -> StepDecl:
+        if self.signature is None and self.module != "retrieve":
+            raise ValueError("missing required key 'signature'")
+        return self
+
+
+class StateVarDecl(Strict):
+    """A loop variable: `{type: list[str], append: retrieve.passages, dedupe: true}`."""
+
+    type: str = "list[str]"
+    init: Any = None
+    append: str | None = None
+    set: str | None = None
+    dedupe: bool = False
+
+
+class RepeatDecl(Strict):
+    """`repeat: N` with a `name`, local `state` and a body of `steps`."""
+
+    repeat: int = Field(ge=1, le=100)
+    name: str
+    state: dict[str, StateVarDecl] = Field(default_factory=dict)
+    steps: list[NodeDecl] = Field(min_length=1)
+    when: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v)
+
+
+class CaseDecl(Strict):
+    """One case of a branch: `{when: "...", steps: [...]}`; the last may be `{else: true, steps: [...]}`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    when: str | None = None
+    otherwise: bool = Field(default=False, alias="else")
+    steps: list[NodeDecl] = Field(min_length=1)
+
+
+class BranchDecl(Strict):
+    """`branch: NAME` with `cases:` tried in order."""
+
+    branch: str
+    cases: list[CaseDecl] = Field(min_length=1)
+    when: str | None = None
+
+    @field_validator("branch")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v)
+
+
+def _node_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("repeat", "branch"):
+            if key in value:
+                return key
+        return "step"
+    return "step"
+
+
+NodeDecl = Annotated[
+    Annotated[StepDecl, Tag("step")] | Annotated[RepeatDecl, Tag("repeat")] | Annotated[BranchDecl, Tag("branch")],
+    Discriminator(_node_kind),
+]
+
+
+def _check_name(v: str, what: str = "") -> str:
+    if not v.replace("_", "a").replace("-", "a").isalnum() or v == "input":
+        label = f"{what} name" if what else "name"
+        raise ValueError(f"invalid {label} {v!r} (letters, digits, '_' and '-'; not 'input')")
+    return v
+
+
+class ToolDecl(Strict):
+    """A tool for react steps: a Python callable by import path, or a retriever."""
+
+    python: str | None = None
+    retriever: str | None = None
+    k: int = Field(default=3, ge=1, le=100)
+    description: str | None = None
 
 
 class DataDecl(Strict):
@@ -107,9 +221,25 @@ class SpecDocument(Strict):
     lm: LMConfig | None = None
     lms: dict[str, LMConfig] = Field(default_factory=dict)
     signatures: dict[str, SignatureDecl] = Field(default_factory=dict)
-    program: list[StepDecl] = Field(min_length=1)
+    program: list[NodeDecl] | str = Field(
+        description="a list of steps/loops/branches, or a Python Module by import path 'pkg.mod:Class'")
+    retrievers: dict[str, RetrieverConfig] = Field(default_factory=dict)
+    tools: dict[str, ToolDecl] = Field(default_factory=dict)
+
+    @field_validator("program")
+    @classmethod
+    def _not_empty(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError("must have at least 1 item, got 0")
+        return v
     data: DataDecl | None = None
     prices: dict[str, Price] = Field(default_factory=dict, description="USD per 1M tokens, by model")
     metric: MetricConfig | list[MetricConfig] | None = Field(
         default=None, description="how `eval` and `compile` score a prediction")
     optimizer: OptimizerDecl | None = None
+
+
+RepeatDecl.model_rebuild()
+CaseDecl.model_rebuild()
+BranchDecl.model_rebuild()
+SpecDocument.model_rebuild()

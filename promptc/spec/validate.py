@@ -114,6 +114,29 @@ def _child(tp: Any, part: Any) -> Any:
     return Any
 
 
+def _tagged_member(members: list[Any], part: Any) -> Any:
+    """The member of a discriminated union whose Tag is `part`, or None."""
+    for m in members:
+        if get_origin(m) is Annotated:
+            for meta in get_args(m)[1:]:
+                if getattr(meta, "tag", None) == part:
+                    return get_args(m)[0]
+    return None
+
+
+def _match_member(members: list[Any], part: Any) -> Any:
+    """The union member pydantic named `part` (e.g. 'str', 'FieldDecl', 'list[...]')."""
+    for m in members:
+        if _branch_name(m) == part:
+            return m
+    if isinstance(part, str):
+        for m in members:
+            origin = get_origin(m)
+            if origin is not None and part.startswith(getattr(origin, "__name__", "") + "["):
+                return m
+    return Any
+
+
 def _branch_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp)
 
@@ -148,9 +171,13 @@ class _Err:
             tp = _unwrap(tp)
             members = _union_members(tp)
             if members is not None:
+                tagged = _tagged_member(members, part)
+                if tagged is not None:  # a discriminated union: the tag picked the type, no ambiguity
+                    tp = tagged
+                    continue
                 if self.union_at is None:
                     self.union_at, self.branch = tuple(self.path), part
-                tp = next((m for m in members if _branch_name(m) == part), Any)
+                tp = _match_member(members, part)
                 continue
             if part == "[key]":
                 self.is_key = True

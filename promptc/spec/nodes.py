@@ -1,0 +1,204 @@
+"""Spec program entries -> graph nodes (steps, loops, branches) and their modules."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from promptc.core.conditions import Condition, ConditionError
+from promptc.core.constraints import ConstraintSet
+from promptc.core.graph import Branch, Case, Node, Ref, Repeat, StateVar, Step
+from promptc.core.modules import MODULES, Predict
+from promptc.core.signature import Signature
+from promptc.core.types import CoercionError, FieldType
+from promptc.spec.models import BranchDecl, RepeatDecl, SpecDocument, StepDecl
+
+Err = Callable[[tuple[Any, ...], str], None]
+
+# Which module each step option belongs to (anything else is a located error).
+OPTIONS: dict[str, set[str]] = {
+    "retriever": {"retrieve"}, "k": {"retrieve"},
+    "tools": {"react"}, "max_iters": {"react"},
+    "n": {"best_of_n", "refine"}, "reward": {"best_of_n", "refine"}, "threshold": {"best_of_n", "refine"},
+    "m": {"multi_chain_comparison"},
+    "temperature": {"best_of_n", "refine", "multi_chain_comparison"},
+}
+RETRIEVE_SIGNATURE = "query -> passages: list[str]"
+
+
+def suggest(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class NodeBuilder:
+    """Builds the graph of a spec's `program:` list, reporting problems through `err`."""
+
+    def __init__(self, doc: SpecDocument, signatures: dict[str, Signature], lm_names: set[str], err: Err,
+                 reward_builder: Callable[[Any], Any] | None = None):
+        self.doc, self.signatures, self.lm_names, self.err = doc, signatures, lm_names, err
+        self.reward_builder = reward_builder
+
+    def nodes(self, decls: list[Any], path: tuple[Any, ...]) -> list[Node]:
+        out: list[Node] = []
+        for i, decl in enumerate(decls):
+            where = (*path, i)
+            node: Node | None
+            if isinstance(decl, RepeatDecl):
+                node = self.repeat(decl, where)
+            elif isinstance(decl, BranchDecl):
+                node = self.branch(decl, where)
+            else:
+                node = self.step(decl, where)
+            if node is not None:
+                out.append(node)
+        return out
+
+    def condition(self, text: str | None, where: tuple[Any, ...]) -> Condition | None:
+        if text is None:
+            return None
+        try:
+            return Condition.parse(text)
+        except ConditionError as exc:
+            self.err(where, f"invalid condition: {exc}")
+            return None
+
+    def repeat(self, decl: RepeatDecl, where: tuple[Any, ...]) -> Repeat | None:
+        state = []
+        for name, var in decl.state.items():
+            here = (*where, "state", name)
+            try:
+                ftype = FieldType.parse(var.type)
+                init = ftype.coerce(var.init) if var.init is not None else None
+            except (ValueError, CoercionError) as exc:
+                self.err(here, str(exc))
+                continue
+            if var.append and var.set:
+                self.err(here, "give `append` or `set`, not both")
+            refs = {}
+            for key in ("append", "set"):
+                text = getattr(var, key)
+                if text:
+                    try:
+                        refs[key] = Ref.parse(text)
+                    except ValueError as exc:
+                        self.err((*here, key), str(exc))
+            if var.append and ftype.kind != "list":
+                self.err((*here, "type"), f"`append` needs a list type, not {ftype.display()}")
+            state.append(StateVar(name, ftype, init, refs.get("append"), refs.get("set"), var.dedupe))
+        body = self.nodes(decl.steps, (*where, "steps"))
+        return Repeat(decl.name, decl.repeat, body, state, self.condition(decl.when, (*where, "when")))
+
+    def branch(self, decl: BranchDecl, where: tuple[Any, ...]) -> Branch | None:
+        cases = []
+        for j, case in enumerate(decl.cases):
+            here = (*where, "cases", j)
+            if case.otherwise and case.when is not None:
+                self.err(here, "a case has `when` or `else: true`, not both")
+            if not case.otherwise and case.when is None:
+                self.err(here, "a case needs `when: CONDITION` (or `else: true` as the last case)")
+            cond = self.condition(case.when, (*here, "when"))
+            cases.append(Case(None if case.otherwise else cond, self.nodes(case.steps, (*here, "steps"))))
+        return Branch(decl.branch, cases, self.condition(decl.when, (*where, "when")))
+
+    def step(self, decl: StepDecl, where: tuple[Any, ...]) -> Step | None:
+        kind = decl.module
+        for option, kinds in OPTIONS.items():
+            if getattr(decl, option) is not None and kind not in kinds:
+                self.err((*where, option), f"`{option}` does not apply to module '{kind}' "
+                         f"(it is for {', '.join(sorted(kinds))})")
+        text = decl.signature or (RETRIEVE_SIGNATURE if kind == "retrieve" else None)
+        if text is None:
+            self.err(where, "missing required key 'signature'")
+            sig = None
+        else:
+            sig = self.signature(text, decl.step, (*where, "signature"))
+        if decl.lm is not None and decl.lm not in self.lm_names:
+            self.err((*where, "lm"), f"unknown LM '{decl.lm}'{suggest(decl.lm, self.lm_names)}"
+                     f" (defined: {', '.join(sorted(self.lm_names))})")
+        bindings: dict[str, Ref] = {}
+        for fname, ref_text in decl.inputs.items():
+            try:
+                bindings[fname] = Ref.parse(ref_text)
+            except ValueError as exc:
+                self.err((*where, "inputs", fname), str(exc))
+        when = self.condition(decl.when, (*where, "when"))
+        if sig is None:
+            return None
+        if decl.instructions is not None:
+            sig = sig.with_instructions(decl.instructions.strip())
+        module = self.module(decl, sig, where)
+        if module is None:
+            return None
+        if decl.asserts or decl.suggest:
+            outputs = [o.name for o in sig.outputs if o.name != "reasoning"] or [sig.outputs[-1].name]
+            try:
+                module.constraints = ConstraintSet.from_configs(
+                    decl.asserts, decl.suggest, default_field=outputs[-1], max_retries=decl.max_retries,
+                    output_names=[o.name for o in module.prompt_signature.outputs])
+            except ValueError as exc:
+                self.err((*where, "assert" if decl.asserts else "suggest"), str(exc))
+        return Step(module=module, bindings=bindings, when=when)
+
+    def module(self, decl: StepDecl, sig: Signature, where: tuple[Any, ...]) -> Predict | None:
+        kind, common = decl.module, {"name": decl.step, "demos": decl.demos, "lm": decl.lm}
+        if kind in ("predict", "chain_of_thought"):
+            return MODULES[kind](sig, json_mode=decl.json_mode, **common)
+        if kind == "retrieve":
+            from promptc.core.retrieve_module import Retrieve
+
+            name = decl.retriever or (next(iter(self.doc.retrievers)) if len(self.doc.retrievers) == 1 else None)
+            if name is None or name not in self.doc.retrievers:
+                have = ", ".join(self.doc.retrievers) or "none defined under `retrievers:`"
+                self.err((*where, "retriever"), (f"unknown retriever '{name}'{suggest(name, self.doc.retrievers)}"
+                                                 if name else "which retriever? set `retriever:`") + f" (have: {have})")
+                return None
+            try:
+                return Retrieve(sig, retriever=name, k=decl.k or 3, name=decl.step)
+            except ValueError as exc:
+                self.err((*where, "signature"), str(exc))
+                return None
+        if kind == "react":
+            from promptc.core.react import ReAct
+
+            tools = decl.tools or []
+            for t in tools:
+                if t not in self.doc.tools:
+                    self.err((*where, "tools"), f"unknown tool '{t}'{suggest(t, self.doc.tools)} "
+                             f"(have: {', '.join(self.doc.tools) or 'none defined under `tools:`'})")
+            if not tools:
+                self.err((*where, "tools"), "a react step needs `tools: [...]`")
+            return ReAct(sig, tools=tools, max_iters=decl.max_iters or 5, **common)
+        if kind in ("best_of_n", "refine"):
+            from promptc.core.sampling import BestOfN, Refine
+
+            if decl.reward is None:
+                self.err((*where, "reward"), f"a {kind} step needs `reward:` (a metric: type or python)")
+                return None
+            reward = self.reward_builder(decl.reward) if self.reward_builder else None
+            cls = BestOfN if kind == "best_of_n" else Refine
+            extra = {"temperature": decl.temperature} if decl.temperature is not None else {}
+            return cls(sig, n=decl.n or 3, reward=reward, threshold=decl.threshold, **extra, **common)
+        from promptc.core.sampling import MultiChainComparison
+
+        extra = {"temperature": decl.temperature} if decl.temperature is not None else {}
+        return MultiChainComparison(sig, m=decl.m or 3, **extra, **common)
+
+    def signature(self, text: str, step_name: str, where: tuple[Any, ...]) -> Signature | None:
+        if "->" in text:
+            try:
+                return Signature.parse(text, name=step_name)
+            except ValueError as exc:
+                self.err(where, f"invalid inline signature: {exc}")
+                return None
+        name = text.strip()
+        if name in self.signatures:
+            return self.signatures[name]
+        if name in self.doc.signatures:
+            return None  # the signature itself is broken; that error is already reported
+        known = sorted(self.doc.signatures)
+        self.err(where, f"unknown signature '{name}'{suggest(name, known)}"
+                 + (f" (defined: {', '.join(known)})" if known else " (no `signatures:` defined; "
+                    "or write it inline: 'question -> answer')"))
+        return None
