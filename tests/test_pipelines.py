@@ -256,3 +256,68 @@ def test_compile_bootstraps_demos_for_steps_inside_branches(tmp_path):
                                                         "tech_escalation"))
     again = run_cli("eval", "--program", str(out), "--data", "datasets/triage/dev.jsonl")
     assert again.returncode in (0, 1), again.stderr
+
+
+SAMPLING = """
+version: 1
+name: sampling
+lm: {model: fake-model, base_url: "%s", api_key_env: PROMPTC_TEST_KEY, temperature: 0}
+program:
+  - step: draft
+    module: %s
+    signature: "question -> answer"
+    %s
+metric: {type: contains, field: answer}
+"""
+
+
+def test_best_of_n_and_refine_from_a_spec(tmp_path, fake_server):
+    replies = iter(["[[ ## answer ## ]]\nshort\n\n[[ ## completed ## ]]",
+                    "[[ ## answer ## ]]\na much longer and better answer\n\n[[ ## completed ## ]]",
+                    "[[ ## answer ## ]]\nmid answer\n\n[[ ## completed ## ]]"] * 4)
+    fake_server.responder = lambda body: next(replies)
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "Say something", "answer": "longer"}) + "\n")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SAMPLING % (fake_server.base_url, "best_of_n",
+                                "n: 3\n    reward: {type: min_words, limit: 4, field: answer}"))
+    out = tmp_path / "o.jsonl"
+    result = run_cli("run", str(spec), "-i", str(data), "-o", str(out), "--no-cache", env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert rows(out)[0]["answer"] == "a much longer and better answer"
+    temps = {r.body.get("temperature") for r in fake_server.requests}
+    assert temps == {0.7}  # samples are drawn at temperature > 0
+
+    fake_server.reset_log()
+    spec.write_text(SAMPLING % (fake_server.base_url, "refine",
+                                "n: 3\n    threshold: 1.0\n    reward: {type: min_words, limit: 4, field: answer}"))
+    replies = iter(["[[ ## answer ## ]]\nshort\n\n[[ ## completed ## ]]",
+                    "[[ ## answer ## ]]\nnow a longer answer here\n\n[[ ## completed ## ]]"])
+    fake_server.responder = lambda body: next(replies)
+    result = run_cli("run", str(spec), "-i", str(data), "-o", str(out), "--overwrite", "--no-cache", env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert rows(out)[0]["answer"] == "now a longer answer here" and fake_server.request_count == 2
+    assert "feedback" in json.dumps(fake_server.requests[1].body["messages"])
+
+    with pytest.raises(SpecError, match="needs `reward:`"):
+        load_text(SAMPLING % (fake_server.base_url, "best_of_n", "n: 2"))
+    with pytest.raises(SpecError, match="`tools` does not apply to module 'best_of_n'"):
+        load_text(SAMPLING % (fake_server.base_url, "best_of_n", "tools: [x]"))
+
+
+def test_multi_chain_comparison_offline():
+    spec = "version: 1\nprogram:\n  - step: solve\n    module: multi_chain_comparison\n    m: 3\n    signature: 'question -> answer'\n"
+    prediction = load_text(spec).program(question="What is 2 plus 2?")
+    assert isinstance(prediction.answer, str)
+    assert sum(1 for s in prediction.trace.steps if s.step == "solve.sample") == 3
+
+
+def test_compile_runs_on_loops_retrieval_constraints_and_agents(tmp_path):
+    for name in ("multihop_rag", "cited_answer", "agent"):
+        out = tmp_path / name
+        result = run_cli("compile", f"specs/{name}.yaml", "--out", str(out), "--optimizer", "bootstrap_few_shot")
+        assert result.returncode == 0, (name, result.stderr)
+        assert (out / "program.json").exists()
+        again = run_cli("eval", "--program", str(out), "--data",
+                        f"datasets/{ {'multihop_rag': 'multihop', 'cited_answer': 'cited'}.get(name, name) }/dev.jsonl")
+        assert again.returncode in (0, 1), again.stderr

@@ -32,7 +32,7 @@ class StepArtifact(BaseModel):
     model_config = {"extra": "forbid"}
 
     name: str
-    module: Literal["predict", "chain_of_thought"]
+    module: str = Field(description="predict, chain_of_thought, retrieve, react, best_of_n, refine, ...")
     signature: Signature
     bindings: dict[str, str] = Field(default_factory=dict, description="input field -> 'input.F' or 'STEP.F'")
     lm: str | None = None
@@ -86,6 +86,9 @@ class ProgramArtifact(BaseModel):
             program = load_data(self.spec, file=f"<artifact {self.name}>", base_dir=base, lms=lms).program
             state = {s.name: StepState(instructions=s.signature.instructions, demos=s.demos) for s in self.steps}
             return program.with_state(state)
+        if any(s.module not in MODULES for s in self.steps):
+            raise UsageError(f"this artifact has no copy of its spec; its {', '.join(sorted({s.module for s in self.steps} - set(MODULES)))} "
+                             "steps can only be rebuilt with the spec: pass SPEC too")
         steps = [Step(MODULES[s.module](s.signature, name=s.name, demos=s.demos, lm=s.lm,
                                         json_mode=s.json_mode),
                       {k: Ref.parse(v) for k, v in s.bindings.items()})

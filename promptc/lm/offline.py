@@ -239,8 +239,13 @@ def _extract(f: FieldInfo, query: dict[str, str]) -> str:
     key = set(_stems(f.name.replace("_", " ") + " " + f.desc))
     pool = texts
     if len(texts) > 1:
-        key |= set(_stems(texts[0]))
-        pool = texts[1:]
+        # Reading-comprehension shape: answer from the longest input (the passages), using
+        # the other inputs (the question) as the query.
+        longest = max(range(len(texts)), key=lambda i: len(texts[i]))
+        for i, t in enumerate(texts):
+            if i != longest:
+                key |= set(_stems(t))
+        pool = [texts[longest]]
     sentences = [s.strip() for t in pool for s in _SENTENCE.split(t) if s.strip()]
     if not sentences:
         return ""
