@@ -321,3 +321,15 @@ def test_compile_runs_on_loops_retrieval_constraints_and_agents(tmp_path):
         again = run_cli("eval", "--program", str(out), "--data",
                         f"datasets/{ {'multihop_rag': 'multihop', 'cited_answer': 'cited'}.get(name, name) }/dev.jsonl")
         assert again.returncode in (0, 1), again.stderr
+
+
+def test_colbert_retriever_from_a_spec(tmp_path):
+    from promptc.testing import FakeColBERTServer
+
+    passages = ["Velmora is a city in Oskaria.", "Dunhallow is a city in Brevia.", "Cats sleep a lot."]
+    with FakeColBERTServer(passages) as server:
+        spec = (f"version: 1\nretrievers:\n  wiki: {{type: colbert, url: \"{server.url}\"}}\nprogram:\n"
+                "  - step: search\n    module: retrieve\n    signature: 'question -> passages: list[str]'\n    k: 1\n")
+        prediction = load_text(spec).program(question="Where is Velmora?")
+        assert prediction.passages == ["Velmora is a city in Oskaria."]
+        assert server.request_count == 1

@@ -188,9 +188,9 @@ class Program:
         return asyncio.run(once())
 
     async def aclose(self) -> None:
-        """Close LM clients that hold connections; they reopen on the next call."""
-        for lm in self.lms.values():
-            close = getattr(lm, "aclose", None)
+        """Close LM and retriever clients that hold connections; they reopen on the next call."""
+        for resource in [*self.lms.values(), *self.retrievers.values()]:
+            close = getattr(resource, "aclose", None)
             if close is not None:
                 await close()
 

@@ -5,7 +5,7 @@ Why FTS5 rather than `bm25s` or `rank_bm25`:
 * no new dependency: FTS5 ships in the `sqlite3` module of CPython's builds (python.org,
   manylinux, Debian/Ubuntu, conda, Homebrew);
 * the index lives on disk and is built by streaming the corpus in batches, so a build of
-  1M passages needs tens of MB of RAM, and a later process only opens the file instead of
+  1M passages (20 s here) peaks at ~80 MB of RAM, 64 MB of it SQLite's page cache, and a later process only opens the file instead of
   re-tokenising the corpus (rank_bm25 keeps every tokenised document in Python lists and
   rebuilds on every start; bm25s holds a sparse score matrix in RAM and needs numpy/scipy);
 * FTS5's built-in `bm25()` is Okapi BM25 with k1 = 1.2 and b = 0.75, the usual defaults;

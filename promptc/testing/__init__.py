@@ -10,6 +10,7 @@
 `spawn_server_process()` runs the same server in a subprocess (for benchmarks).
 """
 
+from promptc.testing.fake_colbert import FakeColBERTServer
 from promptc.testing.faults import DEFAULT_RANDOM_KINDS, FAULT_KINDS, Fault, error_body
 from promptc.testing.process import spawn_server_process
 from promptc.testing.server import (
@@ -23,6 +24,7 @@ from promptc.testing.wire import estimate_tokens
 __all__ = [
     "DEFAULT_RANDOM_KINDS",
     "FAULT_KINDS",
+    "FakeColBERTServer",
     "FakeOpenAIServer",
     "Fault",
     "RequestRecord",
