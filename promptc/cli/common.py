@@ -7,13 +7,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from promptc.lm.base import Usage
+if TYPE_CHECKING:
+    from promptc.lm.base import Usage
 
 P = ParamSpec("P")
 R = TypeVar("R")

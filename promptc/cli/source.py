@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from promptc.core.program import Program
 from promptc.errors import UsageError
-from promptc.metrics.config import MetricConfig
-from promptc.spec.lms import LMOptions
-from promptc.spec.loader import LoadedSpec
-from promptc.spec.models import LMConfig
+
+if TYPE_CHECKING:  # imported for real inside load_source: `promptc --help` must stay fast
+    from promptc.core.program import Program
+    from promptc.metrics.config import MetricConfig
+    from promptc.spec.lms import LMOptions
+    from promptc.spec.loader import LoadedSpec
+    from promptc.spec.models import LMConfig
 
 OptionalSpecArg = Annotated[Path | None, typer.Argument(
     help="The spec file (YAML). May be left out when --program gives a compiled artifact.",
