@@ -14,13 +14,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
 from promptc.errors import LMAuthError, LMConfigError, LMError, OfflineCacheMiss
 from promptc.lm.base import LMRequest, LMResponse, Price, Usage
 from promptc.lm.cache import SQLiteCache
 from promptc.lm.ratelimit import AdaptiveConcurrency, RateLimiter
-from promptc.lm.retry import is_retryable, status_of, wait_for
+from promptc.lm.retry import RetriesExhausted, is_retryable, status_of, with_retries
 
 
 @dataclass
@@ -128,31 +126,29 @@ class OpenAICompatibleLM:
         if request.response_format is not None:
             kwargs["response_format"] = request.response_format
         tokens = request.approx_prompt_tokens() + (request.max_tokens or 256)
-        attempts = 0
+
+        async def once() -> dict[str, Any]:
+            await state.limiter.acquire(tokens)
+            async with state.concurrency:
+                try:
+                    # `post` instead of `chat.completions.create`: the same client, transport,
+                    # auth and error mapping, without the SDK's per-call TypedDict transform
+                    # and model construction, which cost more CPU than all of promptc's own
+                    # per-row work (see scripts/bench_run.py).
+                    text = await state.client.post("/chat/completions", body=kwargs, cast_to=str)
+                except Exception as exc:
+                    if status_of(exc) == 429:
+                        state.concurrency.on_rate_limited()
+                    raise
+            state.concurrency.on_success()
+            completion = json.loads(text)
+            _check_completion(completion)
+            return completion
+
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(is_retryable), wait=wait_for,
-                stop=stop_after_attempt(self.max_retries + 1), reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    await state.limiter.acquire(tokens)
-                    async with state.concurrency:
-                        try:
-                            # `post` instead of `chat.completions.create`: the same client,
-                            # transport, auth and error mapping, without the SDK's per-call
-                            # TypedDict transform and model construction, which cost more CPU
-                            # than all of promptc's own per-row work (see scripts/bench_run.py).
-                            text = await state.client.post("/chat/completions", body=kwargs, cast_to=str)
-                            completion = json.loads(text)
-                        except Exception as exc:
-                            if status_of(exc) == 429:
-                                state.concurrency.on_rate_limited()
-                            raise
-                    state.concurrency.on_success()
-                    _check_completion(completion)
-        except Exception as exc:
-            raise self._error(exc, attempts) from exc
+            completion, attempts = await with_retries(once, max_retries=self.max_retries, retryable=is_retryable)
+        except RetriesExhausted as exc:
+            raise self._error(exc.cause, exc.attempts) from exc.cause
         return self._response(completion, attempts)
 
     def _response(self, completion: dict[str, Any], attempts: int) -> LMResponse:

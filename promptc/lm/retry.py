@@ -7,9 +7,19 @@ Not retried: 400/401/403/404/422 — they fail the same way every time.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from tenacity import RetryCallState, wait_exponential, wait_random
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+T = TypeVar("T")
 
 MAX_RETRY_AFTER = 60.0
 _backoff = wait_exponential(multiplier=0.5, max=20.0) + wait_random(0, 0.5)
@@ -56,3 +66,27 @@ def wait_for(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     hinted = retry_after_seconds(exc)
     return hinted if hinted is not None else _backoff(state)
+
+
+class RetriesExhausted(Exception):
+    """`with_retries` gave up: the last error and how many attempts were made."""
+
+    def __init__(self, cause: BaseException, attempts: int):
+        super().__init__(str(cause))
+        self.cause, self.attempts = cause, attempts
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], *, max_retries: int,
+                       retryable: Callable[[BaseException], bool],
+                       wait: Callable[[RetryCallState], float] = wait_for) -> tuple[T, int]:
+    """Await `call()` until it succeeds or fails for good; (result, attempts) or RetriesExhausted."""
+    attempts = 0
+    try:
+        async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=wait,
+                                           stop=stop_after_attempt(max_retries + 1), reraise=True):
+            with attempt:
+                attempts += 1
+                result = await call()
+    except Exception as exc:
+        raise RetriesExhausted(exc, attempts) from exc
+    return result, attempts

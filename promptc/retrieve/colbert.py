@@ -22,9 +22,8 @@ import os
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
 from promptc.errors import UsageError
+from promptc.lm.retry import RetriesExhausted, with_retries
 from promptc.retrieve.base import (
     BadBody,
     HTTPStatusFailure,
@@ -81,18 +80,14 @@ class ColBERTv2Retriever:
             return []
         session = self._get_session()
         headers = self._headers()
-        attempts = 0
+        async def once() -> Any:
+            return parse_passages(await self._get(session, query, k, headers))
+
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(is_retryable), wait=wait_for,
-                stop=stop_after_attempt(self.max_retries + 1), reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    body = await self._get(session, query, k, headers)
-                    passages = parse_passages(body)
-        except Exception as exc:
-            raise self._error(exc, attempts) from exc
+            passages, _ = await with_retries(once, max_retries=self.max_retries, retryable=is_retryable,
+                                             wait=wait_for)
+        except RetriesExhausted as exc:
+            raise self._error(exc.cause, exc.attempts) from exc.cause
         return passages[:k]
 
     async def aclose(self) -> None:

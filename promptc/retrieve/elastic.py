@@ -27,9 +27,8 @@ import asyncio
 import os
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
 from promptc.errors import UsageError
+from promptc.lm.retry import RetriesExhausted, with_retries
 from promptc.retrieve.base import (
     HTTPStatusFailure,
     Passage,
@@ -83,17 +82,14 @@ class ElasticsearchRetriever:
         if not query.strip() or k <= 0:
             return []
         client = self._get_client()
-        attempts = 0
+        async def once() -> Any:
+            return await self._search_once(client, query, k)
+
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_is_retryable), wait=wait_for,
-                stop=stop_after_attempt(self.max_retries + 1), reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    body = await self._search_once(client, query, k)
-        except Exception as exc:
-            raise self._error(exc, attempts) from exc
+            body, _ = await with_retries(once, max_retries=self.max_retries, retryable=_is_retryable,
+                                         wait=wait_for)
+        except RetriesExhausted as exc:
+            raise self._error(exc.cause, exc.attempts) from exc.cause
         return self._passages(body)[:k]
 
     async def aclose(self) -> None:

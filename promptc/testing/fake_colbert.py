@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from promptc.testing.threaded import ThreadedServer
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -37,14 +39,17 @@ def _words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
-class FakeColBERTServer:
+class FakeColBERTServer(ThreadedServer):
     """A ColBERTv2-style server on 127.0.0.1 (random port) with fault injection."""
+
+    thread_name = "fake-colbert"
 
     def __init__(self, passages: list[str], *, host: str = "127.0.0.1", port: int = 0,
                  path: str = "/api/search", api_key: str | None = None,
                  reply_format: str = "topk") -> None:
+        super().__init__(host, port)
         self.passages = list(passages)
-        self.host, self.port, self.path = host, port, path
+        self.path = path
         self.api_key = api_key
         self.reply_format = reply_format
         self._index = [_words(p) for p in self.passages]
@@ -52,11 +57,6 @@ class FakeColBERTServer:
         self._faults: deque[_Fault] = deque()
         self._count = 0
         self._requests: list[dict[str, Any]] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
 
     # -- public API -----------------------------------------------------------------
 
@@ -99,70 +99,10 @@ class FakeColBERTServer:
         return [{"text": self.passages[i], "pid": i, "rank": r + 1, "score": float(s),
                  "prob": s / total} for r, (s, i) in enumerate(ranked)]
 
-    def start(self, timeout: float = 10.0) -> FakeColBERTServer:
-        """Serve from a background thread; returns once the port is bound."""
-        if self._thread is not None:
-            raise RuntimeError("the server is already running")
-        self._ready.clear()
-        self._thread = threading.Thread(target=self._thread_main, name="fake-colbert", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("the fake ColBERT server did not start in time")
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise self._startup_error
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving and join the thread; pending hangs end at once."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None:
-            return
-        if loop is not None and stopping is not None:
-            try:
-                loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:  # the loop already closed after a crash
-                pass
-        thread.join(timeout)
-        self._thread = None
-
-    def __enter__(self) -> FakeColBERTServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- serving --------------------------------------------------------------------
 
-    def _thread_main(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # surfaced to start() instead of dying in the thread
-            if not self._ready.is_set():
-                self._startup_error = exc
-                self._ready.set()
-            else:
-                raise
-
-    async def _main(self) -> None:
-        from aiohttp import web
-
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-            await site.start()
-            self.port = runner.addresses[0][1]
-            self._ready.set()
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
-            self._loop = None
+    def _address(self) -> str:
+        return self.url
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         from aiohttp import web

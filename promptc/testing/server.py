@@ -16,7 +16,6 @@ import asyncio
 import itertools
 import json
 import random
-import signal
 import socket
 import struct
 import threading
@@ -35,6 +34,7 @@ from promptc.testing.faults import (
     Fault,
     error_body,
 )
+from promptc.testing.threaded import ThreadedServer
 from promptc.testing.wire import completion_payload, model_list, model_object
 
 if TYPE_CHECKING:
@@ -70,12 +70,14 @@ class RequestRecord:
         return self.headers.get(name.lower(), default)
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(ThreadedServer):
     """An OpenAI-compatible server on 127.0.0.1 with programmable replies and faults.
 
     Attributes may be changed while it runs: `responder`, `latency`, `fault_rate`,
     `fault_kinds`, `hang_seconds`, `models`, `api_key`.
     """
+
+    thread_name = "fake-openai-server"
 
     def __init__(
         self,
@@ -92,8 +94,7 @@ class FakeOpenAIServer:
         api_key: str | None = None,
         record: bool = True,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.latency = latency
         self.responder: Responder = responder or default_responder
         self.fault_rate = fault_rate
@@ -110,11 +111,6 @@ class FakeOpenAIServer:
         self._count = 0
         self._ids = itertools.count(1)
 
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
 
     # -- public API ---------------------------------------------------------------
 
@@ -163,86 +159,8 @@ class FakeOpenAIServer:
             self._log.clear()
             self._count = 0
 
-    def start(self, timeout: float = 10.0) -> FakeOpenAIServer:
-        """Serve from a background thread; returns once the port is bound."""
-        if self._thread is not None:
-            raise RuntimeError("the server is already running")
-        self._ready.clear()
-        self._startup_error = None
-        self._thread = threading.Thread(
-            target=self._thread_main, name="fake-openai-server", daemon=True
-        )
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("the fake OpenAI server did not start in time")
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise self._startup_error
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving and join the thread. Pending hangs end at once."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None:
-            return
-        if loop is not None and stopping is not None:
-            try:
-                loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:  # the loop already closed after a crash
-                pass
-        thread.join(timeout)
-        self._thread = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Serve in this thread until SIGINT or SIGTERM (used by `python -m promptc.testing`)."""
-        asyncio.run(self._main(on_ready=on_ready, handle_signals=True))
-
-    # -- lifecycle --------------------------------------------------------------------
-
-    def _thread_main(self) -> None:
-        try:
-            asyncio.run(self._main(on_ready=None, handle_signals=False))
-        except BaseException as exc:  # surfaced to start() instead of dying in the thread
-            if not self._ready.is_set():
-                self._startup_error = exc
-                self._ready.set()
-            else:
-                raise
-
-    async def _main(self, on_ready: Callable[[str], None] | None, handle_signals: bool) -> None:
-        from aiohttp import web
-
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # Cancelling handlers when the client hangs up ends hangs whose client gave up,
-        # and the short shutdown timeout keeps stop() fast with requests in flight.
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-            await site.start()
-            self.port = runner.addresses[0][1]  # the real port when 0 asked for any
-            if handle_signals:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    self._loop.add_signal_handler(sig, self._stopping.set)
-            self._ready.set()
-            if on_ready is not None:
-                on_ready(self.base_url)
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
-            self._loop = None
+    def _address(self) -> str:
+        return self.base_url
 
     # -- request handling ---------------------------------------------------------
 
