@@ -222,7 +222,9 @@ def usage_line(summary: EvalSummary) -> str:
     return (f"{u.prompt_tokens:,} prompt + {u.completion_tokens:,} completion tokens, "
             f"cost {fmt_cost(u.cost)}, {u.calls:,} LM calls ({u.cache_hits:,} cached); "
             f"latency p50 {summary.latency_p50:.2f} s, p95 {summary.latency_p95:.2f} s; "
-            f"wall {summary.wall_seconds:.1f} s")
+            f"wall {summary.wall_seconds:.1f} s"
+            + (f"; constraint violations: {summary.soft_violations} soft, {summary.hard_violations} hard"
+               if summary.soft_violations or summary.hard_violations else ""))
 
 
 def markdown_summary(summary: EvalSummary, records: Sequence[EvalRecord], *,
