@@ -73,7 +73,7 @@ def export_report(artifact: ProgramArtifact, fmt: str, out_dir: Path, *,
     templates = step_templates(artifact)
     stems = _file_stems([t.step.name for t in templates])
     writer(artifact, templates, stems, out_dir, report, traces)
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": fmt,
         "name": artifact.name,
         "promptc_version": __version__,
@@ -83,7 +83,7 @@ def export_report(artifact: ProgramArtifact, fmt: str, out_dir: Path, *,
         "notes": report.notes,
     }
     if fmt == "finetune-jsonl":
-        manifest.update(rows=report.rows, skipped=report.skipped)
+        manifest["rows"], manifest["skipped"] = report.rows, report.skipped
     report.files.append(_write(out_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"))
     return report
 

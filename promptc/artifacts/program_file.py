@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_serializer
 
@@ -22,7 +22,7 @@ from promptc.lm.base import LM, Price
 from promptc.metrics.config import MetricConfig
 from promptc.spec.models import LMConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 FILE_NAME = "program.json"
 
 

@@ -23,7 +23,9 @@ DEV_FRACTION = 0.3
 
 def load_examples(path: Path, program: Program) -> list[Example]:
     """Every row of a labelled file as an Example; InputError lists bad lines."""
-    examples, problems, bad = [], [], 0
+    examples: list[Example] = []
+    problems: list[str] = []
+    bad = 0
     for line in iter_jsonl(path):
         _, problem = check_row(program, line.value, line.error)
         if problem is not None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from types import TracebackType
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from promptc.cli.common import interactive, stderr
 from promptc.runner.batch import BatchStats
@@ -18,7 +25,7 @@ class BatchProgress:
         self.label, self.total, self.every = label, total, every
         self._last = time.monotonic()  # the first plain line comes after `every` seconds, not at once
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> BatchProgress:
         if interactive():

@@ -55,7 +55,7 @@ def load_source(spec: Path | None, artifact: Path | None, options: LMOptions) ->
     from promptc.spec.models import SpecDocument
 
     # The artifact's LM settings, with the same command-line overrides a spec would get.
-    doc = SpecDocument.model_construct(lm=None, lms=dict(art.lms), prices=dict(art.prices))
+    doc = SpecDocument.model_construct(lm=None, lms=dict(art.lms), prices=dict(art.prices), program=[])
     problems: list[str] = []
     configs = resolve_lm_configs(doc, options, lambda where, msg: problems.append(msg))
     if problems:

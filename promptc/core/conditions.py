@@ -358,7 +358,7 @@ class _Checker:
                 self.problems.append(f"len() needs a string or a list, but {_show(node.args[0], types[0])}")
             return FieldType(kind="int")
         if node.kind == "cmp":
-            self.compare(node, *node.args, *types)
+            self.compare(node, node.args[0], node.args[1], types[0], types[1])
         return FieldType(kind="bool")
 
     def compare(self, node: _Node, left: _Node, right: _Node, lt: FieldType | None,

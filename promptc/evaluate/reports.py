@@ -129,7 +129,10 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    _write_atomic(path, lambda p: p.write_text(text, encoding="utf-8", newline="\n"))
+    def write(p: Path) -> None:
+        p.write_text(text, encoding="utf-8", newline="\n")
+
+    _write_atomic(path, write)
 
 
 # ----------------------------------------------------------------------------- table (CSV)

@@ -71,7 +71,7 @@ def wait_for(state: RetryCallState) -> float:
 class RetriesExhausted(Exception):
     """`with_retries` gave up: the last error and how many attempts were made."""
 
-    def __init__(self, cause: BaseException, attempts: int):
+    def __init__(self, cause: Exception, attempts: int):
         super().__init__(str(cause))
         self.cause, self.attempts = cause, attempts
 

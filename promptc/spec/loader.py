@@ -131,7 +131,7 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
 
         ensure_importable(base_dir)
         try:
-            program = load_module_program(doc.program, name=doc.name, lms=built_lms,
+            program: Program = load_module_program(doc.program, name=doc.name, lms=built_lms,
                                           retrievers=retrievers, tools=tools)
         except (ValueError, SpecError) as exc:
             raise SpecError([(positions.locate(("program",), file=file), str(exc))]) from None

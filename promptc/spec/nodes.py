@@ -142,20 +142,20 @@ class NodeBuilder:
         return Step(module=module, bindings=bindings, when=when)
 
     def module(self, decl: StepDecl, sig: Signature, where: tuple[Any, ...]) -> Predict | None:
-        kind, common = decl.module, {"name": decl.step, "demos": decl.demos, "lm": decl.lm}
+        kind, name, demos, lm = decl.module, decl.step, decl.demos, decl.lm
         if kind in ("predict", "chain_of_thought"):
-            return MODULES[kind](sig, json_mode=decl.json_mode, **common)
+            return MODULES[kind](sig, json_mode=decl.json_mode, name=name, demos=demos, lm=lm)
         if kind == "retrieve":
             from promptc.core.retrieve_module import Retrieve
 
-            name = decl.retriever or (next(iter(self.doc.retrievers)) if len(self.doc.retrievers) == 1 else None)
-            if name is None or name not in self.doc.retrievers:
+            source = decl.retriever or (next(iter(self.doc.retrievers)) if len(self.doc.retrievers) == 1 else None)
+            if source is None or source not in self.doc.retrievers:
                 have = ", ".join(self.doc.retrievers) or "none defined under `retrievers:`"
-                self.err((*where, "retriever"), (f"unknown retriever '{name}'{suggest(name, self.doc.retrievers)}"
-                                                 if name else "which retriever? set `retriever:`") + f" (have: {have})")
+                self.err((*where, "retriever"), (f"unknown retriever '{source}'{suggest(source, self.doc.retrievers)}"
+                                                 if source else "which retriever? set `retriever:`") + f" (have: {have})")
                 return None
             try:
-                return Retrieve(sig, retriever=name, k=decl.k or 3, name=decl.step)
+                return Retrieve(sig, retriever=source, k=decl.k or 3, name=decl.step)
             except ValueError as exc:
                 self.err((*where, "signature"), str(exc))
                 return None
@@ -169,7 +169,7 @@ class NodeBuilder:
                              f"(have: {', '.join(self.doc.tools) or 'none defined under `tools:`'})")
             if not tools:
                 self.err((*where, "tools"), "a react step needs `tools: [...]`")
-            return ReAct(sig, tools=tools, max_iters=decl.max_iters or 5, **common)
+            return ReAct(sig, tools=tools, max_iters=decl.max_iters or 5, name=name, demos=demos, lm=lm)
         if kind in ("best_of_n", "refine"):
             from promptc.core.sampling import BestOfN, Refine
 
@@ -178,12 +178,13 @@ class NodeBuilder:
                 return None
             reward = self.reward_builder(decl.reward) if self.reward_builder else None
             cls = BestOfN if kind == "best_of_n" else Refine
-            extra = {"temperature": decl.temperature} if decl.temperature is not None else {}
-            return cls(sig, n=decl.n or 3, reward=reward, threshold=decl.threshold, **extra, **common)
+            temperature = 0.7 if decl.temperature is None else decl.temperature
+            return cls(sig, n=decl.n or 3, reward=reward, threshold=decl.threshold, temperature=temperature,
+                       name=name, demos=demos, lm=lm)
         from promptc.core.sampling import MultiChainComparison
 
-        extra = {"temperature": decl.temperature} if decl.temperature is not None else {}
-        return MultiChainComparison(sig, m=decl.m or 3, **extra, **common)
+        temperature = 0.7 if decl.temperature is None else decl.temperature
+        return MultiChainComparison(sig, m=decl.m or 3, temperature=temperature, name=name, demos=demos, lm=lm)
 
     def signature(self, text: str, step_name: str, where: tuple[Any, ...]) -> Signature | None:
         if "->" in text:

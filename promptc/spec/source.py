@@ -234,8 +234,9 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, file: str) -> SpecError:
         message += "; YAML does not allow tabs for indentation, use spaces"
     elif "<block end>" in problem:
         message += "; check the indentation"
-    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-    return SpecError([(Location(file, line, column), message)])
+    at_line = mark.line + 1 if mark is not None else None
+    at_column = mark.column + 1 if mark is not None else None
+    return SpecError([(Location(file, at_line, at_column), message)])
 
 
 def load_yaml_text(text: str, file: str = "<string>") -> tuple[Any, PositionMap]:

@@ -129,7 +129,7 @@ class FakeColBERTServer(ThreadedServer):
         elif fault is not None:
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
             return web.json_response({"error": fault.body or f"injected HTTP {fault.status}"},
-                                     status=fault.status, headers=headers)
+                                     status=fault.status or 500, headers=headers)
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.json_response({"error": "unauthorized"}, status=401)
         query = params.get("query")
