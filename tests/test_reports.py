@@ -11,6 +11,7 @@ import pytest
 
 from promptc.errors import UsageError
 from promptc.evaluate.html_report import histogram_svg, render_html
+from promptc.evaluate.junit import junit_classname, write_junit
 from promptc.evaluate.records import (
     Comparison,
     EvalRecord,
@@ -20,13 +21,11 @@ from promptc.evaluate.records import (
 )
 from promptc.evaluate.reports import (
     append_github_summary,
-    junit_classname,
     load_report,
     markdown_summary,
     md_escape,
     records_frame,
     worst_examples,
-    write_junit,
     write_report,
 )
 from promptc.lm.base import Usage

@@ -15,7 +15,8 @@ from promptc.evaluate.records import EvalRecord, EvalSummary
 
 def write_outputs(summary: EvalSummary, records: Sequence[EvalRecord], *, reports: list[Path],
                   junit: Path | None) -> None:
-    from promptc.evaluate.reports import append_github_summary, write_junit, write_report
+    from promptc.evaluate.junit import write_junit
+    from promptc.evaluate.reports import append_github_summary, write_report
 
     for path in reports:
         write_report(path, summary, records)

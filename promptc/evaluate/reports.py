@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,7 +117,7 @@ def metric_names(summary: EvalSummary | None, records: Sequence[EvalRecord]) -> 
     return names
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -132,7 +131,7 @@ def _write_text(path: Path, text: str) -> None:
     def write(p: Path) -> None:
         p.write_text(text, encoding="utf-8", newline="\n")
 
-    _write_atomic(path, write)
+    write_atomic(path, write)
 
 
 # ----------------------------------------------------------------------------- table (CSV)
@@ -296,102 +295,6 @@ def append_github_summary(summary: EvalSummary, records: Sequence[EvalRecord]) -
 
 # XML 1.0 cannot hold most control characters even escaped (ANSI colour codes in an error
 # message are the usual culprit); CI parsers reject the whole file, so drop them.
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-
-
-def _xml(text: Any, limit: int | None = None) -> str:
-    out = _XML_BAD.sub("", strip_ansi(to_text(text)))
-    if limit is not None:
-        out = " ".join(out.split())
-        if len(out) > limit:
-            out = out[: limit - 1] + "…"
-    return out
-
-
-def junit_classname(spec: str) -> str:
-    """'promptc.<spec name>', with dots replaced so CI does not split it into packages."""
-    stem = Path(spec).stem if spec.endswith((".yaml", ".yml")) else Path(spec).name
-    return "promptc." + (re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "spec")
-
-
-def junit_tree(summary: EvalSummary, records: Sequence[EvalRecord]) -> ET.ElementTree:
-    """The JUnit document: <testsuites> holding one <testsuite> with a case per example."""
-    failures = sum(r.status == "fail" for r in records)
-    errors = sum(r.status == "error" for r in records)
-    counts = {"tests": str(len(records)), "failures": str(failures), "errors": str(errors),
-              "skipped": "0", "time": f"{summary.wall_seconds:.3f}"}
-    name = _xml(f"promptc eval: {summary.spec}")
-    root = ET.Element("testsuites", {"name": name, **counts})
-    suite = ET.SubElement(root, "testsuite", {"name": name, **counts})
-    props = ET.SubElement(suite, "properties")
-    for key, value in _junit_properties(summary):
-        ET.SubElement(props, "property", {"name": key, "value": _xml(value)})
-    classname = junit_classname(summary.spec)
-    for r in records:
-        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": f"row {r.row}",
-                                                 "time": f"{r.latency:.3f}"})
-        if r.status == "error":
-            el = ET.SubElement(case, "error", {"message": _xml(r.error or "no score", 200),
-                                               "type": "error"})
-            el.text = _xml(_case_text(r, summary))
-        elif r.status == "fail":
-            el = ET.SubElement(case, "failure", {"message": f"score {r.score or 0.0:.2f} < threshold",
-                                                 "type": "threshold"})
-            el.text = _xml(_case_text(r, summary))
-    ET.indent(root)
-    return ET.ElementTree(root)
-
-
-def _junit_properties(summary: EvalSummary) -> list[tuple[str, Any]]:
-    props: list[tuple[str, Any]] = [
-        ("spec", summary.spec), ("program", summary.program or ""), ("data", summary.data),
-        ("primary", summary.primary), ("mean", fmt_num(summary.mean, 4)),
-        ("ci_low", fmt_num(summary.low, 4)), ("ci_high", fmt_num(summary.high, 4)),
-        ("threshold", "" if summary.threshold is None else f"{summary.threshold:g}"),
-        ("passed_gate", str(summary.passed_gate).lower()), ("n", summary.n),
-        ("errors", summary.errors)]
-    props += [(f"metric.{m.name}.mean", fmt_num(m.mean, 4)) for m in summary.metrics]
-    if summary.weighted_mean is not None:
-        props.append(("weighted_mean", fmt_num(summary.weighted_mean, 4)))
-    u = summary.usage
-    props += [("prompt_tokens", u.prompt_tokens), ("completion_tokens", u.completion_tokens),
-              ("cost", f"{u.cost:.6f}"), ("latency_p50", f"{summary.latency_p50:.3f}"),
-              ("latency_p95", f"{summary.latency_p95:.3f}")]
-    c = summary.comparison
-    if c is not None:
-        props += [("baseline", c.baseline), ("baseline_mean", fmt_num(c.baseline_mean, 4)),
-                  ("diff", f"{c.diff:+.4f}"), ("diff_ci_low", fmt_num(c.low, 4)),
-                  ("diff_ci_high", fmt_num(c.high, 4)), ("p_value", fmt_num(c.p_value, 4)),
-                  ("regression", str(c.regression).lower())]
-    props.append(("exit_code", summary.exit_code))
-    return [(k, str(v)) for k, v in props]
-
-
-def _case_text(r: EvalRecord, summary: EvalSummary) -> str:
-    lines = []
-    if r.error is not None:
-        lines += [f"error: {r.error}", ""]
-    if r.score is not None:
-        per_metric = ", ".join(f"{k} {v:.2f}" for k, v in r.scores.items())
-        lines.append(f"score: {r.score:.2f} ({summary.primary})"
-                     + (f"; {per_metric}" if per_metric else ""))
-    for k, v in r.feedback.items():
-        lines.append(f"feedback ({k}): {v}")
-    for title, fields in (("inputs", r.inputs), ("prediction", r.prediction), ("gold", r.gold)):
-        lines.append(f"{title}:" if fields else f"{title}: (none)")
-        lines += [f"  {line}" for line in fields_text(fields).splitlines()]
-    return "\n".join(lines) + "\n"
-
-
-def write_junit(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]) -> None:
-    """Write a JUnit XML file: one test case per example (failures and errors marked)."""
-    tree = junit_tree(summary, records)
-    _write_atomic(Path(path), lambda p: tree.write(p, encoding="utf-8", xml_declaration=True))
-
-
-# ----------------------------------------------------------------------------- JSON / dispatch
-
-
 def write_json(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]) -> None:
     """Write the machine-readable report (`EvalReport`: summary plus every record)."""
     report = EvalReport(summary=summary, records=list(records))
@@ -413,7 +316,7 @@ def load_report(path: Path) -> EvalReport:
 def write_csv(path: Path, records: Sequence[EvalRecord]) -> None:
     """Write the per-example table as CSV (UTF-8)."""
     frame = records_frame(records)
-    _write_atomic(Path(path), lambda p: frame.to_csv(p, index=False, encoding="utf-8"))
+    write_atomic(Path(path), lambda p: frame.to_csv(p, index=False, encoding="utf-8"))
 
 
 def write_report(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]) -> None:
