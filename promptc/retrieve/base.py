@@ -9,12 +9,15 @@ comparable).
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import asyncio
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 from tenacity import RetryCallState, wait_exponential, wait_random
 
-from promptc.errors import EXIT_LM, PromptcError
+from promptc.errors import EXIT_LM, PromptcError, UsageError
 
 MAX_RETRY_AFTER = 30.0
 _backoff = wait_exponential(multiplier=0.25, max=10.0) + wait_random(0, 0.25)
@@ -88,3 +91,31 @@ def short(text: str, limit: int = 200) -> str:
     """A one-line excerpt of an error body for messages."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class LoopBound:
+    """One client per event loop: a connection pool belongs to the loop that opened it."""
+
+    def __init__(self) -> None:
+        self._bound: tuple[asyncio.AbstractEventLoop, Any] | None = None
+
+    def get(self, make: Callable[[], Any], *, usable: Callable[[Any], bool] = lambda client: True) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._bound is None or self._bound[0] is not loop or not usable(self._bound[1]):
+            self._bound = (loop, make())
+        return self._bound[1]
+
+    async def aclose(self) -> None:
+        bound, self._bound = self._bound, None
+        if bound is not None and bound[0] is asyncio.get_running_loop():
+            await bound[1].close()
+
+
+def api_key(retriever: str, env_name: str | None) -> str | None:
+    """The key from `env_name` (None when no variable is configured); UsageError if it is unset."""
+    if not env_name:
+        return None
+    key = os.environ.get(env_name)
+    if not key:
+        raise UsageError(f"retriever '{retriever}': the {env_name} environment variable (api_key_env) is not set")
+    return key

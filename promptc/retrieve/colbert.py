@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,8 +26,10 @@ from promptc.lm.retry import RetriesExhausted, with_retries
 from promptc.retrieve.base import (
     BadBody,
     HTTPStatusFailure,
+    LoopBound,
     Passage,
     RetrieverError,
+    api_key,
     parse_retry_after,
     retryable_status,
     short,
@@ -69,7 +70,7 @@ class ColBERTv2Retriever:
         self.url, self.name = url, name
         self.api_key_env = api_key_env
         self.timeout, self.max_retries = timeout, max_retries
-        self._session: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._session = LoopBound()
 
     def __repr__(self) -> str:  # never show credentials
         return f"ColBERTv2Retriever(name={self.name!r}, url={public_url(self.url)!r})"
@@ -92,28 +93,20 @@ class ColBERTv2Retriever:
 
     async def aclose(self) -> None:
         """Close the HTTP session of the running loop."""
-        state, self._session = self._session, None
-        if state is not None and state[0] is asyncio.get_running_loop():
-            await state[1].close()
+        await self._session.aclose()
 
     # -- internals ---------------------------------------------------------------------
 
     def _get_session(self) -> Any:
         import aiohttp
 
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session[0] is not loop or self._session[1].closed:
-            timeout = aiohttp.ClientTimeout(total=self.timeout)
-            self._session = (loop, aiohttp.ClientSession(timeout=timeout))
-        return self._session[1]
+        return self._session.get(lambda: aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)),
+                                 usable=lambda session: not session.closed)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
-            if not key:
-                raise UsageError(f"retriever '{self.name}': the {self.api_key_env} environment "
-                                 "variable (api_key_env) is not set")
+        key = api_key(self.name, self.api_key_env)
+        if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 

@@ -24,15 +24,16 @@ base64 `id:key` form Kibana shows) is read from `api_key_env`; credentials in th
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from promptc.errors import UsageError
 from promptc.lm.retry import RetriesExhausted, with_retries
 from promptc.retrieve.base import (
     HTTPStatusFailure,
+    LoopBound,
     Passage,
     RetrieverError,
+    api_key,
     parse_retry_after,
     retryable_status,
     short,
@@ -71,7 +72,7 @@ class ElasticsearchRetriever:
         self.text_field = text_field
         self.api_key_env = api_key_env
         self.timeout, self.max_retries = timeout, max_retries
-        self._client: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._client = LoopBound()
 
     def __repr__(self) -> str:  # never show credentials
         return (f"ElasticsearchRetriever(name={self.name!r}, url={public_url(self.url)!r}, "
@@ -94,27 +95,19 @@ class ElasticsearchRetriever:
 
     async def aclose(self) -> None:
         """Close the client of the running loop."""
-        state, self._client = self._client, None
-        if state is not None and state[0] is asyncio.get_running_loop():
-            await state[1].close()
+        await self._client.aclose()
 
     # -- internals ---------------------------------------------------------------------
 
     def _get_client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client[0] is not loop:
+        def make() -> Any:
             es = _import_client()
-            kwargs: dict[str, Any] = {}
-            if self.api_key_env:
-                key = os.environ.get(self.api_key_env)
-                if not key:
-                    raise UsageError(f"retriever '{self.name}': the {self.api_key_env} "
-                                     "environment variable (api_key_env) is not set")
-                kwargs["api_key"] = key
-            client = es.AsyncElasticsearch(hosts=[self.url], request_timeout=self.timeout,
-                                           max_retries=0, retry_on_timeout=False, **kwargs)
-            self._client = (loop, client)
-        return self._client[1]
+            key = api_key(self.name, self.api_key_env)
+            kwargs: dict[str, Any] = {"api_key": key} if key else {}
+            return es.AsyncElasticsearch(hosts=[self.url], request_timeout=self.timeout,
+                                         max_retries=0, retry_on_timeout=False, **kwargs)
+
+        return self._client.get(make)
 
     async def _search_once(self, client: Any, query: str, k: int) -> dict[str, Any]:
         es = _import_client()
