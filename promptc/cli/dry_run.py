@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.markup import escape
@@ -37,6 +37,24 @@ def row_messages(program: Program, inputs: Mapping[str, Any]) -> list[list[Messa
             for i, step in enumerate(program.steps)]
 
 
+def calls_per_row(nodes: Sequence[Any]) -> int:
+    """An upper bound of LM calls for one row: loops multiply, branches take their dearest case."""
+    from promptc.core.graph import Repeat, Step
+
+    total = 0
+    for node in nodes:
+        if isinstance(node, Step):
+            module = node.module
+            total += {"retrieve": 0, "react": getattr(module, "max_iters", 5) + 1,
+                      "best_of_n": getattr(module, "n", 3), "refine": getattr(module, "n", 3),
+                      "multi_chain_comparison": getattr(module, "m", 3) + 1}.get(module.kind, 1)
+        elif isinstance(node, Repeat):
+            total += node.times * calls_per_row(node.body)
+        else:
+            total += max((calls_per_row(case.body) for case in node.cases), default=0)
+    return total
+
+
 def print_dry_run(job: RunJob) -> None:
     """The first row's prompts and an estimate of requests and tokens for the whole file."""
     program = job.program
@@ -60,7 +78,7 @@ def print_dry_run(job: RunJob) -> None:
     if first is not None:
         for step, messages in zip(program.steps, row_messages(program, first), strict=True):
             print_messages(messages, f"step '{step.name}' ({step.module.kind}), first row")
-    calls = rows * len(program.steps)
+    calls = rows * calls_per_row(program.nodes)
     max_tokens = [getattr(program.lms.get(s.module.lm or "default"), "max_tokens", None) for s in program.steps]
     completion = rows * sum(m or COMPLETION_GUESS for m in max_tokens)
     stdout.print(Rule("estimate"))
