@@ -321,6 +321,11 @@ def test_compile_runs_on_loops_retrieval_constraints_and_agents(tmp_path):
         again = run_cli("eval", "--program", str(out), "--data",
                         f"datasets/{ {'multihop_rag': 'multihop', 'cited_answer': 'cited'}.get(name, name) }/dev.jsonl")
         assert again.returncode in (0, 1), again.stderr
+        exported = run_cli("export", str(out), "--format", "openai-messages", "--out", str(tmp_path / f"x-{name}"))
+        assert exported.returncode == 0, exported.stderr
+        if name != "agent":
+            assert "retrieval steps call no LM" in exported.stderr
+            assert not (tmp_path / f"x-{name}" / "search.json").exists()
 
 
 def test_colbert_retriever_from_a_spec(tmp_path):

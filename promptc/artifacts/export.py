@@ -71,6 +71,9 @@ def export_report(artifact: ProgramArtifact, fmt: str, out_dir: Path, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     report = ExportReport(fmt=fmt)
     templates = step_templates(artifact)
+    skipped = [s.name for s in artifact.steps if s.name not in {t.step.name for t in templates}]
+    if skipped:
+        report.notes.append(f"no prompt to export for {', '.join(skipped)} (retrieval steps call no LM)")
     stems = _file_stems([t.step.name for t in templates])
     writer(artifact, templates, stems, out_dir, report, traces)
     manifest: dict[str, Any] = {

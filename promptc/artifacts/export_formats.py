@@ -82,11 +82,15 @@ def build_module(step: StepArtifact) -> Predict:
 
 
 def step_templates(artifact: ProgramArtifact, adapter: ChatAdapter | None = None) -> list[StepTemplate]:
-    """Every step's chat template, in program order."""
+    """Every LM step's chat template, in program order (retrieve steps send no messages)."""
     adapter = adapter or ChatAdapter()
+    # With the spec kept in the artifact, build the real modules (react, best_of_n, ...).
+    built = ({s.name: s.module for s in artifact.build({}).steps} if artifact.spec is not None else {})
     out = []
     for step in artifact.steps:
-        module = build_module(step)
+        module = built.get(step.name) or build_module(step)
+        if module.kind == "retrieve":
+            continue
         lm = artifact.lms.get(step.lm or "default")
         response_format = adapter.response_format(module.prompt_signature) if step.json_mode else None
         out.append(StepTemplate(step=step, module=module, model=lm.model if lm else None,

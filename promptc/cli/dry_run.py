@@ -20,6 +20,8 @@ COMPLETION_GUESS = 150  # tokens per call when the spec sets no max_tokens
 
 def print_messages(messages: list[Message], title: str) -> None:
     stdout.print(Rule(escape(title)))
+    if not messages:
+        stdout.print("(no LM call: this step searches a retriever)\n")
     for m in messages:
         stdout.print(f"[bold cyan]{m.role}[/]")
         stdout.print(escape(m.content), soft_wrap=True)

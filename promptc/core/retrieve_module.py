@@ -24,6 +24,10 @@ class Retrieve(Predict):
         super().__init__(signature, name=name)
         self.retriever, self.k = retriever, k
 
+    def render(self, inputs: Mapping[str, Any], adapter: Any = None) -> list[Any]:
+        """No chat messages: a retrieve step calls a retriever, not an LM."""
+        return []
+
     async def acall(self, inputs: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
         query = str(inputs[self.signature.inputs[0].name])
         output = self.signature.outputs[0].name
