@@ -338,3 +338,20 @@ def test_colbert_retriever_from_a_spec(tmp_path):
         prediction = load_text(spec).program(question="Where is Velmora?")
         assert prediction.passages == ["Velmora is a city in Oskaria."]
         assert server.request_count == 1
+
+
+def test_module_program_dry_run_and_inspect(tmp_path):
+    (tmp_path / "my_pipelines.py").write_text(MODULE)
+    spec = tmp_path / "py.yaml"
+    spec.write_text("version: 1\nname: py\nprogram: my_pipelines:TwoStep\n")
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"message": "I was charged twice"}) + "\n")
+    dry = run_cli("run", str(spec), "-i", str(data), "-o", str(tmp_path / "o.jsonl"), "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "I was charged twice" in dry.stdout and "2 LM call(s)" in dry.stdout
+    shown = run_cli("inspect", str(spec), "--step", "respond", "--example", '{"message": "hi"}', cwd=tmp_path)
+    assert shown.returncode == 0 and "hi" in shown.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nprogram: my_pipelines:Nope\n")
+    result = run_cli("validate", str(bad), cwd=tmp_path)
+    assert result.returncode == 2 and "bad.yaml:2:10: program: cannot import program" in result.stderr

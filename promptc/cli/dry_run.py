@@ -29,9 +29,18 @@ def print_messages(messages: list[Message], title: str) -> None:
 
 
 def placeholder_inputs(program: Program, index: int, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """A step's inputs, with '…' standing in for outputs of earlier steps (not computed yet)."""
+    """A step's inputs, with '…' standing in for outputs of earlier steps (not computed yet).
+
+    Steps of a Python Module program have no static bindings: their inputs are matched
+    to the program inputs by name.
+    """
     bindings = program.resolved[index]
-    return {name: inputs.get(ref.field, "…") if ref.source == INPUT else "…" for name, ref in bindings.items()}
+    out: dict[str, Any] = {}
+    for f in program.steps[index].module.prompt_signature.inputs:
+        ref = bindings.get(f.name)
+        source = ref.field if ref is not None and ref.source == INPUT else (f.name if ref is None else None)
+        out[f.name] = inputs.get(source, "…") if source is not None else "…"
+    return out
 
 
 def row_messages(program: Program, inputs: Mapping[str, Any]) -> list[list[Message]]:
