@@ -355,3 +355,20 @@ def test_module_program_dry_run_and_inspect(tmp_path):
     bad.write_text("version: 1\nprogram: my_pipelines:Nope\n")
     result = run_cli("validate", str(bad), cwd=tmp_path)
     assert result.returncode == 2 and "bad.yaml:2:10: program: cannot import program" in result.stderr
+
+
+def test_bad_corpus_is_one_clear_error(tmp_path):
+    spec = tmp_path / "r.yaml"
+    body = ("version: 1\nretrievers:\n  w: {type: bm25, corpus: %s}\nprogram:\n  - step: s\n    module: retrieve\n"
+            "    signature: 'question -> passages: list[str]'\n")
+    spec.write_text(body.replace("%s", "missing.jsonl"))
+    missing = run_cli("validate", str(spec))
+    assert missing.returncode == 2 and "r.yaml:3:27: retrievers.w.corpus: corpus not found" in missing.stderr
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\nnot json\n')
+    spec.write_text(body.replace("%s", "bad.jsonl"))
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "x"}) + "\n" * 1)
+    out = tmp_path / "o.jsonl"
+    result = run_cli("run", str(spec), "-i", str(data), "-o", str(out))
+    assert result.returncode == 2 and "bad.jsonl:2:" in result.stderr
+    assert not out.exists() or not out.read_text().strip()

@@ -187,6 +187,14 @@ class Program:
 
         return asyncio.run(once())
 
+    async def prepare(self) -> None:
+        """Get retrievers ready (e.g. build a BM25 index) before rows run, so a bad corpus
+        is one clear error instead of a failure on every row."""
+        for retriever in self.retrievers.values():
+            prepare = getattr(retriever, "prepare", None)
+            if prepare is not None:
+                await prepare()
+
     async def aclose(self) -> None:
         """Close LM and retriever clients that hold connections; they reopen on the next call."""
         for resource in [*self.lms.values(), *self.retrievers.values()]:

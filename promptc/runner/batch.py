@@ -132,6 +132,7 @@ async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, co
         results[seq] = result
         emit_ready()
 
+    await program.prepare()
     try:
         for seq, item in enumerate(items):
             await window_slots.acquire()

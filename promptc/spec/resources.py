@@ -25,6 +25,9 @@ def build_resources(doc: SpecDocument, base_dir: Path,
         from promptc.retrieve.config import build_retriever
 
         for name, cfg in doc.retrievers.items():
+            if cfg.type == "bm25" and cfg.corpus and not (base_dir / cfg.corpus).expanduser().exists():
+                err(("retrievers", name, "corpus"), f"corpus not found: {(base_dir / cfg.corpus)}")
+                continue
             try:
                 retrievers[name] = build_retriever(name, cfg, base_dir)
             except ValueError as exc:
