@@ -6,12 +6,14 @@
     ├── UsageError               a flag or argument combination is wrong
     ├── ParseError               an LM reply could not be parsed into typed fields
     ├── StepFailed               a program step failed for one example (carries the trace)
-    ├── AssertionFailed          reserved for run-time constraints
-    └── LMError                  the LM endpoint failed (after retries, or fatally)
-        ├── LMAuthError          401/403: wrong or missing key
-        ├── LMConfigError        400/404: unknown model, bad base URL, bad request
-        ├── OfflineCacheMiss     `--offline` and the reply is not in the cache
-        └── BudgetExhausted      compile's --max-calls / --max-cost is spent
+    ├── AssertionFailed          a hard constraint (assert:) still failed after its retries
+    └── ServiceError             an external service failed (exit 3)
+        ├── RetrieverError       a retrieval endpoint failed (promptc.retrieve.base)
+        └── LMError              the LM endpoint failed (after retries, or fatally)
+            ├── LMAuthError      401/403: wrong or missing key
+            ├── LMConfigError    400/404: unknown model, bad base URL, bad request
+            ├── OfflineCacheMiss `--offline` and the reply is not in the cache
+            └── BudgetExhausted  compile's --max-calls / --max-cost is spent
 
 The CLI is the single place that turns these into messages and exit codes.
 """
@@ -119,7 +121,13 @@ class AssertionFailed(PromptcError):
     exit_code = EXIT_ROWS_FAILED
 
 
-class LMError(PromptcError):
+class ServiceError(PromptcError):
+    """An external service the program calls (an LM endpoint, a retriever) failed."""
+
+    exit_code = EXIT_LM
+
+
+class LMError(ServiceError):
     """The LM endpoint failed. `retryable` says whether trying again may help."""
 
     exit_code = EXIT_LM

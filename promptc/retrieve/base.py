@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 from tenacity import RetryCallState, wait_exponential, wait_random
 
-from promptc.errors import EXIT_LM, PromptcError, UsageError
+from promptc.errors import EXIT_LM, ServiceError, UsageError
 
 MAX_RETRY_AFTER = 30.0
 _backoff = wait_exponential(multiplier=0.25, max=10.0) + wait_random(0, 0.25)
@@ -43,7 +43,7 @@ class Retriever(Protocol):
         ...
 
 
-class RetrieverError(PromptcError):
+class RetrieverError(ServiceError):
     """A retrieval endpoint failed (after retries, or fatally): an infrastructure failure."""
 
     exit_code = EXIT_LM

@@ -18,7 +18,7 @@ from typing import Any
 from promptc.core.example import Prediction
 from promptc.core.program import Program
 from promptc.core.trace import Trace
-from promptc.errors import FATAL_LM_ERRORS, LMError, StepFailed
+from promptc.errors import FATAL_LM_ERRORS, ServiceError, StepFailed
 from promptc.lm.base import Usage
 
 
@@ -118,7 +118,7 @@ async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, co
             except StepFailed as exc:
                 trace = exc.trace if isinstance(exc.trace, Trace) else Trace()
                 result = RowResult(item, None, str(exc), trace, time.monotonic() - start,
-                                   infra=isinstance(exc.cause, LMError))
+                                   infra=isinstance(exc.cause, ServiceError))
             except Exception as exc:  # a bug must not cost the rows already done
                 result = RowResult(item, None, f"internal error: {type(exc).__name__}: {exc}",
                                    Trace(), time.monotonic() - start)
