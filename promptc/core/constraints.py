@@ -39,10 +39,9 @@ from pydantic import (
     model_validator,
 )
 
+from promptc.core.imports import IMPORT_PATH, load_callable
 from promptc.core.jsonschema import SchemaViolation, validate_json_schema
-from promptc.core.types import strip_fences
-from promptc.metrics.builtin import as_text
-from promptc.metrics.custom import IMPORT_PATH, load_callable
+from promptc.core.types import as_text, count_words, strip_fences
 
 CheckName = Literal["max_words", "max_chars", "min_words", "regex", "one_of", "json_schema",
                     "not_empty", "contains_citation"]
@@ -132,11 +131,6 @@ class Violation(BaseModel):
 
 
 # -- the checks: pure functions of a value; None means "fine", a string says what was seen --
-def count_words(value: Any) -> int:
-    """Whitespace-separated words of a value's text."""
-    return len(as_text(value).split())
-
-
 def check_max_words(value: Any, limit: int) -> str | None:
     """At most `limit` words; the detail is the word count."""
     n = count_words(value)

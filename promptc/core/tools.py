@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from promptc.core.imports import load_callable
 from promptc.core.types import CoercionError, FieldType
 from promptc.errors import FATAL_LM_ERRORS
-from promptc.metrics.custom import load_callable
 
 ERROR_PREFIX = "error: "
 

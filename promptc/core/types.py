@@ -261,3 +261,21 @@ _COERCERS = {
     "enum": _coerce_enum,
     "json": _coerce_json,
 }
+
+
+def as_text(value: Any) -> str:
+    """A value as text: strings as-is, None as '', booleans lower-case, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False)
+
+
+def count_words(value: Any) -> int:
+    """Whitespace-separated words of a value's text (metrics and constraints count alike)."""
+    return len(as_text(value).split())

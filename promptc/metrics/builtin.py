@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from promptc.core.jsonschema import SchemaViolation, validate_json_schema
-from promptc.core.types import CoercionError, _parse_number, strip_fences
+from promptc.core.types import CoercionError, _parse_number, as_text, count_words, strip_fences
 from promptc.metrics.base import MetricResult
 
 if TYPE_CHECKING:
@@ -65,19 +65,6 @@ def _strip_punct(text: str) -> str:
             continue
         out.append(ch)
     return "".join(out)
-
-
-def as_text(value: Any) -> str:
-    """A value as text: strings as-is, None as '', booleans lower-case, the rest as JSON."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return json.dumps(value, ensure_ascii=False)
 
 
 def normalize_answer(value: Any, *, ignore_case: bool = True) -> str:
@@ -250,13 +237,9 @@ def json_schema(prediction: Any, schema: Mapping[str, Any]) -> MetricResult:
     return MetricResult(score=1.0)
 
 
-def _words(prediction: Any) -> int:
-    return len(as_text(prediction).split())
-
-
 def max_words(prediction: Any, limit: int) -> MetricResult:
     """1 if the prediction has at most `limit` whitespace-separated words."""
-    n = _words(prediction)
+    n = count_words(prediction)
     return MetricResult(score=float(n <= limit),
                         feedback=None if n <= limit else f"{n} words, more than the limit of {limit}")
 
@@ -270,7 +253,7 @@ def max_chars(prediction: Any, limit: int) -> MetricResult:
 
 def min_words(prediction: Any, limit: int) -> MetricResult:
     """1 if the prediction has at least `limit` words."""
-    n = _words(prediction)
+    n = count_words(prediction)
     return MetricResult(score=float(n >= limit),
                         feedback=None if n >= limit else f"{n} words, fewer than the minimum of {limit}")
 

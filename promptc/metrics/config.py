@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from promptc.core.imports import check_import_path
 from promptc.metrics.base import MetricResult
 from promptc.metrics.builtin import BINARY_TYPES, MetricFn, builtin_metric
-from promptc.metrics.custom import check_import_path, custom_metric
+from promptc.metrics.custom import custom_metric
 from promptc.metrics.judge import JudgeRunner
 
 MetricType = Literal["exact_match", "f1", "contains", "regex", "numeric_match", "label_accuracy",

@@ -15,10 +15,10 @@ from typing import Any
 from promptc.core.modules import Predict
 from promptc.core.program import Program, Step
 from promptc.core.signature import FieldSpec, Signature
-from promptc.core.types import FieldType
+from promptc.core.types import FieldType, as_text
 from promptc.lm.base import LM, Usage
 from promptc.metrics.base import MetricResult
-from promptc.metrics.builtin import MetricFn, MetricInputError, as_text, read_gold, read_prediction
+from promptc.metrics.builtin import MetricFn, MetricInputError, read_gold, read_prediction
 
 JUDGE_INSTRUCTIONS = (
     "You are a strict, fair grader. Grade the prediction against the rubric, using the gold "

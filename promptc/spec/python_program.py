@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from promptc.core.imports import IMPORT_PATH, load_callable
 from promptc.core.module_api import Module, ModuleProgram
 from promptc.lm.base import LM
-from promptc.metrics.custom import IMPORT_PATH, load_callable
 
 
 def check_import_path(path: str) -> str | None:
