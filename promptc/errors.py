@@ -7,6 +7,7 @@
     ├── ParseError               an LM reply could not be parsed into typed fields
     ├── StepFailed               a program step failed for one example (carries the trace)
     ├── AssertionFailed          a hard constraint (assert:) still failed after its retries
+    ├── OutputError              a result could not be written (disk full, permissions; exit 3)
     └── ServiceError             an external service failed (exit 3)
         ├── RetrieverError       a retrieval endpoint failed (promptc.retrieve.base)
         └── LMError              the LM endpoint failed (after retries, or fatally)
@@ -119,6 +120,20 @@ class AssertionFailed(PromptcError):
     """A hard constraint on a step's output still failed after its retries."""
 
     exit_code = EXIT_ROWS_FAILED
+
+
+class OutputError(PromptcError):
+    """A result could not be written (an OSError on the output file: disk full, permissions).
+
+    It stops the job: every later row would fail the same way, and the rows already
+    written stay valid (a prefix of the input, in order), so `--resume` can go on from them.
+    """
+
+    exit_code = EXIT_LM  # an infrastructure failure that stopped the job, like a dead endpoint
+
+    def __init__(self, message: str, *, row: int | None = None):
+        self.row = row
+        super().__init__(message)
 
 
 class ServiceError(PromptcError):

@@ -1,9 +1,22 @@
 """Running a program over many rows: bounded concurrency, input order, per-row errors.
 
-This is the one execution engine behind `run` (and later `eval` and `compile`):
-rows go in lazily, at most `window` are in memory at once, results come out in
-input order to a sink, and a failed row is a result, not a crash. Only errors that
-doom every row (bad credentials, unknown model) stop the batch.
+This is the one execution engine behind `run`, `eval` and `compile`: rows go in lazily,
+at most `window` are in memory at once, results come out in input order to a sink, and
+a failed row is a result, not a crash. Every row ends in exactly one of two ways:
+
+- **a result** passed to the sink: the program's prediction, or an error row when the
+  program failed for that row (`StepFailed`, or a bug: `internal error: ...`), or when
+  `post` raised (`metric failed: ...`). A raising metric is a problem of that example,
+  like a reply that could not be parsed, so the batch goes on;
+- **a fatal error** that stops the whole batch: an LM error that dooms every row
+  (`FATAL_LM_ERRORS`: bad credentials, unknown model, budget spent, offline cache miss),
+  raised by the program or by `post`; or a failing sink, raised as `OutputError`. A sink
+  that cannot write (disk full, permissions) would fail for every later row too, and
+  results that cannot be kept are not worth paying for.
+
+On a fatal error nothing more reaches the sink: the rows it already received stay (they
+are a prefix of the input, in order), every task still running is cancelled and awaited,
+and the first fatal error is raised.
 """
 
 from __future__ import annotations
@@ -18,7 +31,7 @@ from typing import Any
 from promptc.core.example import Prediction
 from promptc.core.program import Program
 from promptc.core.trace import Trace
-from promptc.errors import FATAL_LM_ERRORS, ServiceError, StepFailed
+from promptc.errors import FATAL_LM_ERRORS, OutputError, PromptcError, ServiceError, StepFailed
 from promptc.lm.base import Usage
 
 
@@ -75,6 +88,94 @@ Sink = Callable[[RowResult], None]
 PostHook = Callable[[RowResult], Awaitable[Any]]
 
 
+class _Fatal(Exception):
+    """Internal: the row's work hit an error that stops the batch (carried in `error`)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+async def run_row(program: Program, item: WorkItem, post: PostHook | None) -> RowResult:
+    """One row's result; raises `_Fatal` only for errors that doom the whole batch."""
+    start = time.monotonic()
+    try:
+        prediction = await program.acall(item.inputs)
+        result = RowResult(item, prediction, None, prediction.trace, time.monotonic() - start)
+    except FATAL_LM_ERRORS as exc:
+        raise _Fatal(exc) from exc
+    except StepFailed as exc:
+        trace = exc.trace if isinstance(exc.trace, Trace) else Trace()
+        result = RowResult(item, None, str(exc), trace, time.monotonic() - start,
+                           infra=isinstance(exc.cause, ServiceError))
+    except Exception as exc:  # a bug must not cost the rows already done
+        result = RowResult(item, None, f"internal error: {type(exc).__name__}: {exc}",
+                           Trace(), time.monotonic() - start)
+    if post is not None:
+        try:
+            result.extra = await post(result)
+        except FATAL_LM_ERRORS as exc:  # e.g. a judge LM out of budget
+            raise _Fatal(exc) from exc
+        except Exception as exc:
+            result.error = result.error or f"metric failed: {type(exc).__name__}: {exc}"
+    return result
+
+
+def sink_error(exc: Exception, row: int) -> PromptcError:
+    """What a raising sink stops the batch with: its own PromptcError, else an OutputError."""
+    if isinstance(exc, PromptcError):
+        return exc
+    error = OutputError(f"could not write the result of row {row}: {type(exc).__name__}: {exc}",
+                        row=row)
+    error.__cause__ = exc  # raised later, from `execute`: keep the original traceback
+    return error
+
+
+class _Batch:
+    """The state of one `execute` call: finished rows waiting for their turn, and the stop flag."""
+
+    def __init__(self, sink: Sink, stats: BatchStats, window: int,
+                 on_update: Callable[[BatchStats], None] | None):
+        self.sink, self.stats, self.on_update = sink, stats, on_update
+        self.window_slots = asyncio.Semaphore(window)
+        self.waiting: dict[int, RowResult] = {}
+        self.next_seq = 0
+        self.fatal: BaseException | None = None
+
+    def stop(self, error: BaseException) -> None:
+        """Record the first fatal error; nothing reaches the sink after it."""
+        if self.fatal is None:
+            self.fatal = error
+            self.waiting.clear()
+            self.window_slots.release()  # wake the producer if it waits for a slot
+
+    def finish(self, seq: int, result: RowResult) -> None:
+        """Park `result` and hand every row that is now next in input order to the sink."""
+        if self.fatal is not None:
+            return
+        self.waiting[seq] = result
+        while self.next_seq in self.waiting:
+            result = self.waiting.pop(self.next_seq)
+            try:
+                self.sink(result)
+            except Exception as exc:
+                self.stop(sink_error(exc, result.item.row))
+                return
+            self.next_seq += 1
+            self.stats.done += 1
+            self.stats.failed += 0 if result.ok else 1
+            self.stats.usage.add(result.usage)
+            self.window_slots.release()
+        if self.on_update is not None:
+            self.on_update(self.stats)
+
+    def task_done(self, task: asyncio.Task[None]) -> None:
+        """Done callback: a task that died of an unexpected error stops the batch (and its
+        exception is retrieved here, so asyncio never logs it as lost)."""
+        if not task.cancelled() and task.exception() is not None:
+            self.stop(task.exception())  # type: ignore[arg-type]
+
+
 async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, concurrency: int = 16,
                   stats: BatchStats | None = None, on_update: Callable[[BatchStats], None] | None = None,
                   window: int | None = None, post: PostHook | None = None) -> BatchStats:
@@ -82,72 +183,48 @@ async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, co
 
     `post`, if given, runs right after each row inside the same concurrency slot (so a
     metric that calls an LM judge is limited and overlapped like the program itself);
-    its return value lands in `RowResult.extra`.
-    """
-    stats = stats or BatchStats()
-    window_slots = asyncio.Semaphore(window or max(concurrency * 4, 64))
-    run_slots = asyncio.Semaphore(concurrency)
-    results: dict[int, RowResult] = {}
-    next_seq = 0
-    tasks: set[asyncio.Task[None]] = set()
-    fatal: list[BaseException] = []
+    its return value lands in `RowResult.extra`. A `post` that raises makes that row an
+    error row (`metric failed: ...`), except for `FATAL_LM_ERRORS`, which stop the batch.
 
-    def emit_ready() -> None:
-        nonlocal next_seq
-        while next_seq in results:
-            result = results.pop(next_seq)
-            next_seq += 1
-            stats.done += 1
-            stats.failed += 0 if result.ok else 1
-            stats.usage.add(result.usage)
-            sink(result)
-            window_slots.release()
-        if on_update is not None:
-            on_update(stats)
+    A `sink` that raises stops the batch: a `PromptcError` is raised as it is, anything
+    else (an `OSError` on a full disk) as `OutputError`. The rows the sink accepted stay
+    accepted; no later row is passed to it.
+    """
+    batch = _Batch(sink, stats or BatchStats(), window or max(concurrency * 4, 64), on_update)
+    run_slots = asyncio.Semaphore(concurrency)
+    tasks: set[asyncio.Task[None]] = set()
 
     async def work(seq: int, item: WorkItem) -> None:
         async with run_slots:
-            start = time.monotonic()
             try:
-                prediction = await program.acall(item.inputs)
-                result = RowResult(item, prediction, None, prediction.trace, time.monotonic() - start)
-            except FATAL_LM_ERRORS as exc:
-                fatal.append(exc)
-                window_slots.release()  # wake the producer so it sees the failure
+                result = await run_row(program, item, post)
+            except _Fatal as exc:
+                batch.stop(exc.error)
                 return
-            except StepFailed as exc:
-                trace = exc.trace if isinstance(exc.trace, Trace) else Trace()
-                result = RowResult(item, None, str(exc), trace, time.monotonic() - start,
-                                   infra=isinstance(exc.cause, ServiceError))
-            except Exception as exc:  # a bug must not cost the rows already done
-                result = RowResult(item, None, f"internal error: {type(exc).__name__}: {exc}",
-                                   Trace(), time.monotonic() - start)
-            if post is not None:
-                try:
-                    result.extra = await post(result)
-                except FATAL_LM_ERRORS as exc:  # e.g. a judge LM out of budget
-                    fatal.append(exc)
-                    window_slots.release()
-                    return
-        results[seq] = result
-        emit_ready()
+        batch.finish(seq, result)
 
     await program.prepare()
+    submitted = 0
     try:
         for seq, item in enumerate(items):
-            await window_slots.acquire()
-            if fatal:
+            await batch.window_slots.acquire()
+            if batch.fatal is not None:
                 break
             task = asyncio.create_task(work(seq, item))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        while tasks and not fatal:
+            task.add_done_callback(batch.task_done)
+            submitted += 1
+        while tasks and batch.fatal is None:
             await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        if fatal or tasks:
-            for t in list(tasks):
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    if fatal:
-        raise fatal[0]
-    return stats
+        # Whatever ended the loop (a fatal error, an exception from `items`, cancellation),
+        # no task outlives this call.
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if batch.fatal is not None:
+        raise batch.fatal
+    if batch.next_seq != submitted:  # cannot happen: every row ends as a result or a fatal error
+        raise RuntimeError(f"batch ended with {submitted - batch.next_seq} row(s) unaccounted for")
+    return batch.stats
