@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
@@ -25,6 +26,7 @@ from promptc.evaluate.reports import (
     markdown_summary,
     md_escape,
     records_frame,
+    records_table,
     worst_examples,
     write_report,
 )
@@ -106,23 +108,35 @@ def test_worst_examples_errors_first_then_lowest_score_stable_by_row(data):
     assert [r.status for r in worst[:4]] == ["error", "error", "error", "fail"]
 
 
-def test_records_frame_columns_and_types(data):
+def test_records_table_columns_and_cells(data):
     _, records = data
-    frame = records_frame(records)
-    assert len(frame) == 20
+    columns, rows = records_table(records)
+    assert len(rows) == 20
     for col in ("row", "input.question", "input.context", "gold.answer", "gold.aliases",
                 "pred.answer", "pred.steps", "score", "passed", "score.exact_match", "score.f1",
                 "feedback.exact_match", "error", "latency", "prompt_tokens",
                 "completion_tokens", "cost"):
-        assert col in frame.columns, col
-    first = frame.iloc[0]
-    assert json.loads(first["gold.aliases"]) == ["2", "2.0"]
-    assert json.loads(first["input.context"]) == {"n": 1}
-    assert frame["score"].dtype == "float64"
-    assert frame["score"].isna().sum() == 1  # the metric error on row 17
-    assert frame["passed"].isna().sum() == 1
-    assert frame["prompt_tokens"].sum() == sum(100 + r for r in range(1, 21))
-    assert records_frame([]).empty
+        assert col in columns, col
+    table = [dict(zip(columns, row, strict=True)) for row in rows]
+    assert json.loads(table[0]["gold.aliases"]) == ["2", "2.0"]
+    assert json.loads(table[0]["input.context"]) == {"n": 1}
+    assert [r["row"] for r in table if r["score"] is None] == [17]  # the metric error
+    assert sum(1 for r in table if r["passed"] is None) == 1
+    assert sum(r["prompt_tokens"] for r in table) == sum(100 + r for r in range(1, 21))
+    assert records_table([])[1] == []
+
+
+def test_records_frame_names_the_extra_without_pandas(data, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` now raises ImportError
+    with pytest.raises(UsageError, match=r"pip install 'promptc\[tables\]'"):
+        records_frame(data[1])
+
+
+def test_records_frame_keeps_types(data):
+    pytest.importorskip("pandas", reason="pandas is the optional `tables` extra")
+    frame = records_frame(data[1])
+    assert len(frame) == 20 and frame["score"].dtype == "float64"
+    assert frame["score"].isna().sum() == 1 and frame["passed"].isna().sum() == 1
 
 
 def test_json_round_trips(tmp_path, data):

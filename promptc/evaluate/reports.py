@@ -2,11 +2,12 @@
 
 They take plain `EvalSummary` / `EvalRecord` data and never compute scores. Files are
 written to a temporary sibling and renamed, so a CI job never picks up half a report.
-pandas is imported inside the functions that need it: promptc must start fast.
+pandas is optional (the `tables` extra) and only `records_frame` uses it, imported inside.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -138,44 +139,65 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _cell(value: Any) -> Any:
-    """Scalars stay typed for pandas; lists and dicts become JSON text."""
+    """Scalars stay typed; lists and dicts become JSON text (one cell, parseable back)."""
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def records_frame(records: Sequence[EvalRecord]) -> pandas.DataFrame:
-    """The per-example table, one row per example, one column per field/metric."""
-    import pandas as pd
-
+def table_columns(records: Sequence[EvalRecord]) -> list[str]:
+    """The per-example table's columns: fixed ones, then one per field and per metric."""
     inputs = _ordered_keys(r.inputs for r in records)
     gold = _ordered_keys(r.gold for r in records)
     preds = _ordered_keys(r.prediction for r in records)
     metrics = metric_names(None, records)
-    columns = (["row"] + [f"input.{k}" for k in inputs] + [f"gold.{k}" for k in gold]
-               + [f"pred.{k}" for k in preds] + ["status", "score", "passed"]
-               + [f"score.{m}" for m in metrics] + [f"feedback.{m}" for m in metrics]
-               + ["error", "latency", "prompt_tokens", "completion_tokens", "cost"])
+    return (["row"] + [f"input.{k}" for k in inputs] + [f"gold.{k}" for k in gold]
+            + [f"pred.{k}" for k in preds] + ["status", "score", "passed"]
+            + [f"score.{m}" for m in metrics] + [f"feedback.{m}" for m in metrics]
+            + ["error", "latency", "prompt_tokens", "completion_tokens", "cost"])
+
+
+def _table_row(record: EvalRecord) -> dict[str, Any]:
+    r = record
+    row: dict[str, Any] = {"row": r.row, "status": r.status, "score": r.score,
+                           "passed": r.passed, "error": r.error, "latency": r.latency,
+                           "prompt_tokens": r.usage.prompt_tokens,
+                           "completion_tokens": r.usage.completion_tokens, "cost": r.usage.cost}
+    row.update({f"input.{k}": _cell(v) for k, v in r.inputs.items()})
+    row.update({f"gold.{k}": _cell(v) for k, v in r.gold.items()})
+    row.update({f"pred.{k}": _cell(v) for k, v in (r.prediction or {}).items()})
+    row.update({f"score.{k}": v for k, v in r.scores.items()})
+    row.update({f"feedback.{k}": v for k, v in r.feedback.items()})
+    return row
+
+
+def records_table(records: Sequence[EvalRecord]) -> tuple[list[str], list[list[Any]]]:
+    """The per-example table as (columns, rows): one row per example, None where missing."""
+    columns = table_columns(records)
     rows = []
-    for r in records:
-        row: dict[str, Any] = {"row": r.row, "status": r.status, "score": r.score,
-                               "passed": r.passed, "error": r.error, "latency": r.latency,
-                               "prompt_tokens": r.usage.prompt_tokens,
-                               "completion_tokens": r.usage.completion_tokens,
-                               "cost": r.usage.cost}
-        row.update({f"input.{k}": _cell(v) for k, v in r.inputs.items()})
-        row.update({f"gold.{k}": _cell(v) for k, v in r.gold.items()})
-        row.update({f"pred.{k}": _cell(v) for k, v in (r.prediction or {}).items()})
-        row.update({f"score.{k}": v for k, v in r.scores.items()})
-        row.update({f"feedback.{k}": v for k, v in r.feedback.items()})
+    for record in records:
+        row = _table_row(record)
         rows.append([row.get(c) for c in columns])
+    return columns, rows
+
+
+def records_frame(records: Sequence[EvalRecord]) -> pandas.DataFrame:
+    """The per-example table as a pandas DataFrame (needs the `tables` extra).
+
+    For Python users who analyse results; promptc itself writes its CSV without pandas.
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise UsageError("records_frame needs pandas: pip install 'promptc[tables]'") from None
+    columns, rows = records_table(records)
     frame = pd.DataFrame(rows, columns=columns)
     # Explicit dtypes: a column of scores with one error row must stay float (NaN), and
     # `passed` must stay boolean with a real missing value, whatever pandas would infer.
     dtypes: dict[str, Any] = {"row": "int64", "score": "float64", "passed": "boolean",
                               "latency": "float64", "prompt_tokens": "int64",
                               "completion_tokens": "int64", "cost": "float64"}
-    dtypes.update({f"score.{m}": "float64" for m in metrics})
+    dtypes.update({c: "float64" for c in columns if c.startswith("score.")})
     return frame.astype(dtypes)
 
 
@@ -314,9 +336,19 @@ def load_report(path: Path) -> EvalReport:
 
 
 def write_csv(path: Path, records: Sequence[EvalRecord]) -> None:
-    """Write the per-example table as CSV (UTF-8)."""
-    frame = records_frame(records)
-    write_atomic(Path(path), lambda p: frame.to_csv(p, index=False, encoding="utf-8"))
+    """Write the per-example table as CSV (UTF-8, `\\n` line ends, an empty cell for missing).
+
+    The stdlib writer, not pandas: one table written once needs no dataframe library.
+    """
+    columns, rows = records_table(records)
+
+    def write(p: Path) -> None:
+        with open(p, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows(rows)
+
+    write_atomic(Path(path), write)
 
 
 def write_report(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]) -> None:
