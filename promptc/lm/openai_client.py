@@ -18,7 +18,8 @@ from promptc.errors import LMAuthError, LMConfigError, LMError, OfflineCacheMiss
 from promptc.lm.base import LMRequest, LMResponse, Price, Usage
 from promptc.lm.cache import SQLiteCache
 from promptc.lm.ratelimit import AdaptiveConcurrency, RateLimiter
-from promptc.lm.retry import RetriesExhausted, is_retryable, status_of, with_retries
+from promptc.lm.retry import is_retryable, status_of
+from promptc.retry import RetriesExhausted, with_retries
 
 
 @dataclass

@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from promptc.errors import UsageError
-from promptc.lm.retry import RetriesExhausted, with_retries
 from promptc.retrieve.base import (
     BadBody,
     HTTPStatusFailure,
@@ -35,6 +34,7 @@ from promptc.retrieve.base import (
     short,
     wait_for,
 )
+from promptc.retry import RetriesExhausted, with_retries
 
 _TEXT_KEYS = ("text", "long_text", "content", "passage")
 

@@ -27,7 +27,6 @@ import asyncio
 from typing import Any
 
 from promptc.errors import UsageError
-from promptc.lm.retry import RetriesExhausted, with_retries
 from promptc.retrieve.base import (
     HTTPStatusFailure,
     LoopBound,
@@ -40,6 +39,7 @@ from promptc.retrieve.base import (
     wait_for,
 )
 from promptc.retrieve.colbert import public_url
+from promptc.retry import RetriesExhausted, with_retries
 
 INSTALL_HINT = "pip install 'promptc[elasticsearch]'"
 
