@@ -11,8 +11,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from promptc.evaluate.records import EvalRecord, EvalSummary
-from promptc.evaluate.reports import (
+from promptc.evaluate.formatting import (
     comparison_line,
     fields_text,
     fmt_cost,
@@ -22,6 +21,7 @@ from promptc.evaluate.reports import (
     strip_ansi,
     verdict,
 )
+from promptc.evaluate.records import EvalRecord, EvalSummary
 
 BINS = 10
 

@@ -9,123 +9,34 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from promptc.errors import UsageError
+from promptc.evaluate.formatting import (
+    ci_text,
+    comparison_line,
+    fields_text,
+    fmt_cost,
+    fmt_num,
+    md_escape,
+    metric_names,
+    ordered_keys,
+    reasons,
+    verdict,
+    worst_examples,
+    write_atomic,
+)
 from promptc.evaluate.records import EvalRecord, EvalReport, EvalSummary
 
 if TYPE_CHECKING:
     import pandas
 
 REPORT_SUFFIXES = (".json", ".csv", ".md", ".html")
-
-
-# ----------------------------------------------------------------------------- shared helpers
-
-
-def worst_examples(records: Iterable[EvalRecord], n: int) -> list[EvalRecord]:
-    """The `n` worst examples: errors first, then the lowest primary score; ties by row."""
-    if n <= 0:
-        return []
-    return sorted(records, key=_badness)[:n]
-
-
-def _badness(record: EvalRecord) -> tuple[int, float, int]:
-    if record.status == "error":
-        return (0, 0.0, record.row)
-    return (1, record.score if record.score is not None else 0.0, record.row)
-
-
-def verdict(summary: EvalSummary) -> str:
-    """'PASS' or 'FAIL', as CI sees it (the exit code decides, not the mean alone)."""
-    return "PASS" if summary.exit_code == 0 else "FAIL"
-
-
-def reasons(summary: EvalSummary) -> list[str]:
-    """Short phrases saying why the run passed or failed, for headlines."""
-    out: list[str] = []
-    if summary.threshold is not None:
-        # Not `passed_gate`: a regression alone also fails the gate with the mean above it.
-        op = ">=" if summary.mean >= summary.threshold else "<"
-        out.append(f"{summary.primary} mean {fmt_num(summary.mean)} {op} "
-                   f"threshold {summary.threshold:g}")
-    if summary.comparison is not None and summary.comparison.regression:
-        out.append(f"regression vs baseline ({summary.comparison.diff:+.3f})")
-    if summary.errors:
-        out.append(f"{summary.errors} of {summary.n} examples errored")
-    return out
-
-
-def fmt_num(value: float | None, digits: int = 3) -> str:
-    """A float for people: fixed digits, '-' for missing or not-a-number."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}"
-
-
-def fmt_cost(cost: float) -> str:
-    """USD with enough digits that small evaluation costs do not show as $0.00."""
-    return f"${cost:.2f}" if cost >= 1 else f"${cost:.4f}"
-
-
-# Colour codes from a terminal-minded error message are noise in every report format.
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
-def strip_ansi(text: str) -> str:
-    """Remove ANSI escape sequences (colours, cursor moves)."""
-    return _ANSI.sub("", text)
-
-
-def to_text(value: Any) -> str:
-    """One value as text: strings as they are, everything else as compact JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def fields_text(fields: dict[str, Any] | None) -> str:
-    """'name: value' lines for a dict of fields (inputs, gold, prediction)."""
-    if not fields:
-        return ""
-    return "\n".join(f"{k}: {to_text(v)}" for k, v in fields.items())
-
-
-def _ordered_keys(dicts: Iterable[dict[str, Any] | None]) -> list[str]:
-    """Union of the keys, in first-seen order (dicts keep insertion order, sets do not)."""
-    keys: dict[str, None] = {}
-    for d in dicts:
-        for k in d or ():
-            keys.setdefault(k, None)
-    return list(keys)
-
-
-def metric_names(summary: EvalSummary | None, records: Sequence[EvalRecord]) -> list[str]:
-    """Metric names: the summary's order first, then any only seen in records."""
-    names = [m.name for m in summary.metrics] if summary is not None else []
-    for k in _ordered_keys([r.scores for r in records] + [r.feedback for r in records]):
-        if k not in names:
-            names.append(k)
-    return names
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -147,9 +58,9 @@ def _cell(value: Any) -> Any:
 
 def table_columns(records: Sequence[EvalRecord]) -> list[str]:
     """The per-example table's columns: fixed ones, then one per field and per metric."""
-    inputs = _ordered_keys(r.inputs for r in records)
-    gold = _ordered_keys(r.gold for r in records)
-    preds = _ordered_keys(r.prediction for r in records)
+    inputs = ordered_keys(r.inputs for r in records)
+    gold = ordered_keys(r.gold for r in records)
+    preds = ordered_keys(r.prediction for r in records)
     metrics = metric_names(None, records)
     return (["row"] + [f"input.{k}" for k in inputs] + [f"gold.{k}" for k in gold]
             + [f"pred.{k}" for k in preds] + ["status", "score", "passed"]
@@ -204,15 +115,6 @@ def records_frame(records: Sequence[EvalRecord]) -> pandas.DataFrame:
 # ----------------------------------------------------------------------------- Markdown
 
 
-def md_escape(value: Any, limit: int = 80) -> str:
-    """Text safe inside a Markdown table cell: one line, no pipes, no raw HTML, shortened."""
-    text = " ".join(strip_ansi(to_text(value)).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-
-
 def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
              align: Sequence[str] | None = None) -> str:
     """A GitHub-flavoured Markdown table (tabulate is not a dependency, so by hand)."""
@@ -222,22 +124,6 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
              "| " + " | ".join(rule[a] for a in align) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _ci(low: float, high: float) -> str:
-    return f"[{fmt_num(low)}, {fmt_num(high)}]"
-
-
-def comparison_line(summary: EvalSummary, *, markdown: bool = True) -> str | None:
-    """One sentence comparing with the baseline, or None without a comparison."""
-    c = summary.comparison
-    if c is None:
-        return None
-    verdict_text = "REGRESSION" if c.regression else "no regression"
-    baseline = md_escape(c.baseline, 120) if markdown else c.baseline
-    return (f"vs baseline {baseline}: {fmt_num(c.baseline_mean)} -> "
-            f"{fmt_num(c.candidate_mean)} (diff {c.diff:+.3f}, 95% CI {_ci(c.low, c.high)}, "
-            f"p = {fmt_num(c.p_value)}, {c.method}, n = {c.n}): {verdict_text}")
 
 
 def usage_line(summary: EvalSummary) -> str:
@@ -257,11 +143,11 @@ def markdown_summary(summary: EvalSummary, records: Sequence[EvalRecord], *,
     why = reasons(summary)
     parts = [f"### promptc eval: {verdict(summary)} — {md_escape(summary.spec, 120)}", ""]
     parts.append(f"**{md_escape(summary.primary)}** mean **{fmt_num(summary.mean)}**, "
-                 f"95% CI {_ci(summary.low, summary.high)} over {summary.n} examples"
+                 f"95% CI {ci_text(summary.low, summary.high)} over {summary.n} examples"
                  + (f" ({'; '.join(why)})" if why else "") + ".")
     parts.append("")
     metric_rows = [[md_escape(m.name) + (" (primary)" if m.primary else ""), f"{m.weight:g}",
-                    fmt_num(m.mean), _ci(m.low, m.high), m.n] for m in summary.metrics]
+                    fmt_num(m.mean), ci_text(m.low, m.high), m.n] for m in summary.metrics]
     if metric_rows:
         parts += [md_table(["metric", "weight", "mean", "95% CI", "n"], metric_rows,
                            ["l", "r", "r", "c", "r"]), ""]
@@ -313,10 +199,9 @@ def append_github_summary(summary: EvalSummary, records: Sequence[EvalRecord]) -
     return True
 
 
-# ----------------------------------------------------------------------------- JUnit XML
+# ----------------------------------------------------------------------------- files
 
-# XML 1.0 cannot hold most control characters even escaped (ANSI colour codes in an error
-# message are the usual culprit); CI parsers reject the whole file, so drop them.
+
 def write_json(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]) -> None:
     """Write the machine-readable report (`EvalReport`: summary plus every record)."""
     report = EvalReport(summary=summary, records=list(records))
