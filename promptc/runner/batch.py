@@ -116,7 +116,7 @@ async def run_row(program: Program, item: WorkItem, post: PostHook | None) -> Ro
             result.extra = await post(result)
         except FATAL_LM_ERRORS as exc:  # e.g. a judge LM out of budget
             raise _Fatal(exc) from exc
-        except Exception as exc:
+        except Exception as exc:  # a metric's bug or bad input: this row's problem, not the batch's
             result.error = result.error or f"metric failed: {type(exc).__name__}: {exc}"
     return result
 
@@ -170,10 +170,11 @@ class _Batch:
             self.on_update(self.stats)
 
     def task_done(self, task: asyncio.Task[None]) -> None:
-        """Done callback: a task that died of an unexpected error stops the batch (and its
-        exception is retrieved here, so asyncio never logs it as lost)."""
-        if not task.cancelled() and task.exception() is not None:
-            self.stop(task.exception())  # type: ignore[arg-type]
+        """Done callback: a task that died of an unexpected error (a raising `on_update`)
+        stops the batch; retrieving the exception here keeps asyncio from logging it as lost."""
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.stop(error)
 
 
 async def execute(program: Program, items: Iterable[WorkItem], sink: Sink, *, concurrency: int = 16,
