@@ -29,9 +29,10 @@ def validate_command(spec: SpecArg, model: ModelOpt = None, base_url: BaseUrlOpt
     program = loaded.program
     stdout.print(f"[green]ok[/]: {spec} — program '{program.name}', {len(program.steps)} step(s)")
     stdout.print(escape(f"  inputs:  {', '.join(f'{f.name}: {f.type.display()}' for f in program.input_fields)}"))
-    for step, bindings in zip(program.steps, program.resolved, strict=True):
+    for step in program.steps:
+        bindings = program.bindings(step.name)
         wiring = ", ".join(f"{k} <- {ref}" for k, ref in bindings.items()) or "bound in forward()"
-        outs = ", ".join(f"{f.name}: {f.type.display()}" for f in step.module.prompt_signature.outputs)
+        outs = ", ".join(f"{f.name}: {f.type.display()}" for f in step.module.produces.outputs)
         stdout.print(escape(f"  {step.name} ({step.module.kind}): {wiring} -> {outs}"))
     for name, cfg in loaded.lm_configs.items():
         where = f" at {cfg.base_url}" if cfg.base_url else ""

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from promptc.core.example import Example
-from promptc.core.program import Program, StepState
+from promptc.core.program import Program, PredictorState
 from promptc.core.trace import Trace
 from promptc.errors import BudgetExhausted, UsageError
 from promptc.lm.base import LM, Usage
@@ -40,7 +40,7 @@ class Trial(BaseModel):
     score: float | None = Field(default=None, description="mean primary metric on the eval set")
     n: int = 0
     full_eval: bool = True
-    state: dict[str, StepState] = Field(default_factory=dict)
+    state: dict[str, PredictorState] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
 
@@ -174,5 +174,5 @@ def examples_from_rows(rows: Sequence[Mapping[str, Any]], input_keys: Sequence[s
     return [Example(row, input_keys=input_keys) for row in rows]
 
 
-def dumps_state(state: Mapping[str, StepState]) -> str:
+def dumps_state(state: Mapping[str, PredictorState]) -> str:
     return json.dumps({k: v.model_dump() for k, v in state.items()}, sort_keys=True)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptc.core.graph import FlowChecker, Node, Step
+from promptc.core.graph import Flow, Node, Step, check_flow
+from promptc.core.graph_program import GraphProgram
 from promptc.core.program import Program
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.types import FieldType
@@ -114,8 +115,7 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
         builder = NodeBuilder(doc, signatures, set(configs) | set(lms or {}), err,
                               reward_builder=lambda cfg: _reward(cfg, lm_holder))
         nodes = builder.nodes(doc.program, ("program",))
-        if not problems:
-            _check_flow(nodes, err)
+        flow = _check_flow(nodes, err) if not problems else None
     if problems:
         problems.sort(key=lambda p: (p[0].line or 0, p[0].column or 0))
         raise SpecError(problems)
@@ -136,7 +136,8 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
         except (ValueError, SpecError) as exc:
             raise SpecError([(positions.locate(("program",), file=file), str(exc))]) from None
     else:
-        program = Program(nodes, name=doc.name, lms=built_lms, retrievers=retrievers, tools=tools)
+        program = GraphProgram(nodes, name=doc.name, lms=built_lms, retrievers=retrievers, tools=tools,
+                               flow=flow)
     return LoadedSpec(path=path, document=doc, positions=positions, program=program, lm_configs=configs)
 
 
@@ -194,10 +195,9 @@ def _signature_from_decl(sig_name: str, decl: SignatureDecl, err: Any) -> Signat
                      inputs=tuple(fields["inputs"]), outputs=tuple(fields["outputs"]))
 
 
-def _check_flow(nodes: list[Node], err: Any) -> None:
-    checker = FlowChecker()
-    checker.run(nodes)
-    for p in checker.problems:
+def _check_flow(nodes: list[Node], err: Any) -> Flow:
+    flow = check_flow(nodes)
+    for p in flow.problems:
         where: tuple[Any, ...] = ("program", *p.path)
         if p.where == "inputs":
             where = (*where, "inputs", p.field)
@@ -208,6 +208,7 @@ def _check_flow(nodes: list[Node], err: Any) -> None:
         elif _is_step(nodes, p.path):
             where = (*where, "signature")
         err(where, p.message)
+    return flow
 
 
 def _is_step(nodes: list[Node], path: tuple[Any, ...]) -> bool:

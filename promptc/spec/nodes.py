@@ -9,7 +9,7 @@ from typing import Any
 from promptc.core.conditions import Condition, ConditionError
 from promptc.core.constraints import ConstraintSet
 from promptc.core.graph import Branch, Case, Node, Ref, Repeat, StateVar, Step
-from promptc.core.modules import MODULES, Predict
+from promptc.core.modules import MODULES, SignatureModule
 from promptc.core.signature import Signature
 from promptc.core.types import CoercionError, FieldType
 from promptc.spec.models import BranchDecl, RepeatDecl, SpecDocument, StepDecl
@@ -136,12 +136,12 @@ class NodeBuilder:
             try:
                 module.constraints = ConstraintSet.from_configs(
                     decl.asserts, decl.suggest, default_field=outputs[-1], max_retries=decl.max_retries,
-                    output_names=[o.name for o in module.prompt_signature.outputs])
+                    output_names=[o.name for o in module.produces.outputs])
             except ValueError as exc:
                 self.err((*where, "assert" if decl.asserts else "suggest"), str(exc))
         return Step(module=module, bindings=bindings, when=when)
 
-    def module(self, decl: StepDecl, sig: Signature, where: tuple[Any, ...]) -> Predict | None:
+    def module(self, decl: StepDecl, sig: Signature, where: tuple[Any, ...]) -> SignatureModule | None:
         kind, name, demos, lm = decl.module, decl.step, decl.demos, decl.lm
         if kind in ("predict", "chain_of_thought"):
             return MODULES[kind](sig, json_mode=decl.json_mode, name=name, demos=demos, lm=lm)
