@@ -160,7 +160,7 @@ def test_proposals_are_grounded_cleaned_and_deduplicated() -> None:
     assert sorted(r.sample_index for r in proposals) == [1, 2, 3, 4, 5]
     assert all(r.temperature == 0.7 for r in proposals)
     prompt = proposals[0].messages[-1].content
-    for grounding in (summary, "route (predict): ticket: str -> team:", original, str(train[0]["ticket"])):
+    for grounding in (summary, "route: ticket: str -> team:", original, str(train[0]["ticket"])):
         assert grounding in prompt
     assert clean_proposals("", ["", " x ", "X"]) == ["", "x"]
 
