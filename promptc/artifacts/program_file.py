@@ -19,7 +19,7 @@ from promptc import __version__
 from promptc.core.graph import Ref, Step
 from promptc.core.graph_program import GraphProgram
 from promptc.core.modules import MODULES
-from promptc.core.program import Program, PredictorState
+from promptc.core.program import PredictorState, Program
 from promptc.core.signature import Signature
 from promptc.errors import UsageError
 from promptc.lm.base import LM, Price

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from promptc.core.example import Example
-from promptc.core.program import Program, PredictorState
+from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
 from promptc.errors import BudgetExhausted, UsageError
 from promptc.lm.base import LM, Usage

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from promptc.core.example import Example
-from promptc.core.program import Program, PredictorState
+from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
 from promptc.errors import FATAL_LM_ERRORS, BudgetExhausted, StepFailed
 from promptc.lm.base import LM

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from promptc.core.program import Program, PredictorState
+from promptc.core.program import PredictorState, Program
 from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, Trial
 from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, labeled_state
