@@ -67,6 +67,13 @@ def tagged_members(union: Any) -> dict[str, type[BaseModel]]:
     return members
 
 
+def _description(model: type[BaseModel], key: str) -> str | None:
+    for name, f in model.model_fields.items():
+        if key in (name, f.alias):
+            return f.description
+    return None
+
+
 @cache
 def _known_error_types() -> frozenset[str]:
     return frozenset(get_args(core_schema.ErrorType))
@@ -177,7 +184,9 @@ class Variants:
                                       f"'{tag}' (it is for {', '.join(owners)})", loc, e["input"]))
             elif ours and kind == "missing" and key not in shared:
                 # Options every variant has keep pydantic's plain "missing" wording.
-                details.append(_error(NEEDS, f"{self.noun} '{tag}' needs '{key}'", loc, e["input"]))
+                about = _description(members[tag], key)
+                details.append(_error(NEEDS, f"{self.noun} '{tag}' needs '{key}'"
+                                      + (f" ({about})" if about else ""), loc, e["input"]))
             elif kind in known:
                 details.append(InitErrorDetails(type=kind, loc=loc, input=e["input"],
                                                 ctx=e.get("ctx") or {}))

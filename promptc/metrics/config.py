@@ -234,9 +234,10 @@ def _adapter() -> TypeAdapter[MetricConfig]:
     return TypeAdapter(MetricConfig)
 
 
-def parse_metric(data: Mapping[str, Any] | MetricBase) -> MetricBase:
-    """One metric config as its variant's model; pydantic's ValidationError says what is wrong."""
-    return _adapter().validate_python(data)  # type: ignore[no-any-return]
+def parse_metric(data: Mapping[str, Any] | MetricBase | None = None, /, **options: Any) -> MetricBase:
+    """One metric config as its variant's model: `parse_metric({"type": "f1"})` or
+    `parse_metric(type="f1")`; pydantic's ValidationError says what is wrong."""
+    return _adapter().validate_python(options if data is None else data)  # type: ignore[no-any-return]
 
 
 @dataclass

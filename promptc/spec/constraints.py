@@ -166,9 +166,10 @@ def _adapter() -> TypeAdapter[ConstraintConfig]:
     return TypeAdapter(ConstraintConfig)
 
 
-def parse_constraint(data: Mapping[str, Any] | CheckBase) -> CheckBase:
-    """One entry as its check's model; pydantic's ValidationError says what is wrong."""
-    return _adapter().validate_python(data)  # type: ignore[no-any-return]
+def parse_constraint(data: Mapping[str, Any] | CheckBase | None = None, /, **options: Any) -> CheckBase:
+    """One entry as its check's model: `parse_constraint({"check": "not_empty"})` or
+    `parse_constraint(check="not_empty")`; pydantic's ValidationError says what is wrong."""
+    return _adapter().validate_python(options if data is None else data)  # type: ignore[no-any-return]
 
 
 def _describe(error: Any) -> str:

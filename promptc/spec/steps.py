@@ -85,7 +85,7 @@ class SamplingStep(LMStep):
     """best_of_n / refine: `n` attempts at `temperature`, kept by a `reward` metric."""
 
     module: Literal["best_of_n", "refine"]
-    reward: MetricConfig = Field(description="how to score attempts: a metric (type or python)")
+    reward: MetricConfig = Field(description="a metric that scores each attempt: `type:` or `python:`")
     n: int = Field(default=3, ge=1, le=50, description="attempts")
     threshold: float | None = Field(default=None, ge=0, le=1, description="good enough: stop early")
     temperature: float = Field(default=0.7, ge=0, le=2, description="sampling temperature of attempts")
