@@ -176,15 +176,15 @@ class Variants:
         details: list[InitErrorDetails] = []
         for e in exc.errors(include_url=False):
             loc, kind = tuple(e["loc"]), e["type"]
-            tag, key = (loc + (None, None))[:2]
-            ours = len(loc) == 2 and tag in members and isinstance(key, str)
+            tag, key = (str(loc[0]), loc[1]) if len(loc) == 2 else ("", None)
+            ours = tag in members and isinstance(key, str)
             owners = [t for t, k in keys.items() if key in k] if ours else []
             if ours and kind == "extra_forbidden" and owners:
                 details.append(_error(MISPLACED, f"option '{key}' does not apply to {self.noun} "
                                       f"'{tag}' (it is for {', '.join(owners)})", loc, e["input"]))
             elif ours and kind == "missing" and key not in shared:
                 # Options every variant has keep pydantic's plain "missing" wording.
-                about = _description(members[tag], key)
+                about = _description(members[tag], str(key))
                 details.append(_error(NEEDS, f"{self.noun} '{tag}' needs '{key}'"
                                       + (f" ({about})" if about else ""), loc, e["input"]))
             elif kind in known:

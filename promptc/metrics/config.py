@@ -20,7 +20,7 @@ import re
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -207,21 +207,19 @@ class PythonMetric(MetricBase):
 
 
 MetricConfig = Annotated[
-    Union[
-        Annotated[PlainMetric, Tag("exact_match")],
-        Annotated[PlainMetric, Tag("f1")],
-        Annotated[ContainsMetric, Tag("contains")],
-        Annotated[RegexMetric, Tag("regex")],
-        Annotated[NumericMetric, Tag("numeric_match")],
-        Annotated[PlainMetric, Tag("label_accuracy")],
-        Annotated[PlainMetric, Tag("json_valid")],
-        Annotated[JsonSchemaMetric, Tag("json_schema")],
-        Annotated[LengthMetric, Tag("max_words")],
-        Annotated[LengthMetric, Tag("max_chars")],
-        Annotated[LengthMetric, Tag("min_words")],
-        Annotated[JudgeMetric, Tag("llm_judge")],
-        Annotated[PythonMetric, Tag("python")],
-    ],
+    Annotated[PlainMetric, Tag("exact_match")]
+    | Annotated[PlainMetric, Tag("f1")]
+    | Annotated[ContainsMetric, Tag("contains")]
+    | Annotated[RegexMetric, Tag("regex")]
+    | Annotated[NumericMetric, Tag("numeric_match")]
+    | Annotated[PlainMetric, Tag("label_accuracy")]
+    | Annotated[PlainMetric, Tag("json_valid")]
+    | Annotated[JsonSchemaMetric, Tag("json_schema")]
+    | Annotated[LengthMetric, Tag("max_words")]
+    | Annotated[LengthMetric, Tag("max_chars")]
+    | Annotated[LengthMetric, Tag("min_words")]
+    | Annotated[JudgeMetric, Tag("llm_judge")]
+    | Annotated[PythonMetric, Tag("python")],
     Variants(key="type", noun="metric type", alternative="python",
              exclusive="a metric needs exactly one of 'type' (a built-in metric) or "
                        "'python' (an import path like 'mypkg.metrics:score')"),
@@ -234,10 +232,10 @@ def _adapter() -> TypeAdapter[MetricConfig]:
     return TypeAdapter(MetricConfig)
 
 
-def parse_metric(data: Mapping[str, Any] | MetricBase | None = None, /, **options: Any) -> MetricBase:
+def parse_metric(data: Mapping[str, Any] | MetricBase | None = None, /, **options: Any) -> MetricConfig:
     """One metric config as its variant's model: `parse_metric({"type": "f1"})` or
     `parse_metric(type="f1")`; pydantic's ValidationError says what is wrong."""
-    return _adapter().validate_python(options if data is None else data)  # type: ignore[no-any-return]
+    return _adapter().validate_python(options if data is None else data)
 
 
 @dataclass

@@ -15,9 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from functools import cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Tag, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from promptc.core import constraints as rt
 from promptc.core.constraints import Constraint, ConstraintSet
@@ -144,17 +152,15 @@ class PythonCheck(CheckBase):
 
 
 ConstraintConfig = Annotated[
-    Union[
-        Annotated[LengthCheck, Tag("max_words")],
-        Annotated[LengthCheck, Tag("max_chars")],
-        Annotated[LengthCheck, Tag("min_words")],
-        Annotated[RegexCheck, Tag("regex")],
-        Annotated[OneOfCheck, Tag("one_of")],
-        Annotated[JsonSchemaCheck, Tag("json_schema")],
-        Annotated[NotEmptyCheck, Tag("not_empty")],
-        Annotated[CitationCheck, Tag("contains_citation")],
-        Annotated[PythonCheck, Tag("python")],
-    ],
+    Annotated[LengthCheck, Tag("max_words")]
+    | Annotated[LengthCheck, Tag("max_chars")]
+    | Annotated[LengthCheck, Tag("min_words")]
+    | Annotated[RegexCheck, Tag("regex")]
+    | Annotated[OneOfCheck, Tag("one_of")]
+    | Annotated[JsonSchemaCheck, Tag("json_schema")]
+    | Annotated[NotEmptyCheck, Tag("not_empty")]
+    | Annotated[CitationCheck, Tag("contains_citation")]
+    | Annotated[PythonCheck, Tag("python")],
     Variants(key="check", noun="check", alternative="python",
              exclusive="a constraint needs exactly one of 'check' (a built-in check) or "
                        "'python' (an import path like 'mypkg.checks:no_hedging')"),
@@ -166,10 +172,10 @@ def _adapter() -> TypeAdapter[ConstraintConfig]:
     return TypeAdapter(ConstraintConfig)
 
 
-def parse_constraint(data: Mapping[str, Any] | CheckBase | None = None, /, **options: Any) -> CheckBase:
+def parse_constraint(data: Mapping[str, Any] | CheckBase | None = None, /, **options: Any) -> ConstraintConfig:
     """One entry as its check's model: `parse_constraint({"check": "not_empty"})` or
     `parse_constraint(check="not_empty")`; pydantic's ValidationError says what is wrong."""
-    return _adapter().validate_python(options if data is None else data)  # type: ignore[no-any-return]
+    return _adapter().validate_python(options if data is None else data)
 
 
 def _describe(error: Any) -> str:
