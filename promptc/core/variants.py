@@ -135,7 +135,9 @@ class Variants:
         inner = handler.generate_schema(
             Annotated[source, Discriminator(lambda v: self.tag(members, v))])
 
-        def validate(value: Any, next_: Callable[[Any], Any]) -> Any:
+        # A wrap validator: the discriminator alone can only say "no such tag", and pydantic
+        # words a foreign option as "Extra inputs are not permitted".
+        def variants(value: Any, next_: Callable[[Any], Any]) -> Any:
             if isinstance(value, Mapping):
                 problem = self._precheck(members, value)
                 if problem is not None:
@@ -148,15 +150,17 @@ class Variants:
             except ValidationError as exc:
                 raise self._reworded(members, exc) from None
 
-        return core_schema.no_info_wrap_validator_function(validate, inner)
+        return core_schema.no_info_wrap_validator_function(variants, inner)
 
     def _precheck(self, members: Mapping[str, type[BaseModel]], value: Mapping[str, Any]
                   ) -> InitErrorDetails | None:
         """Which variant the mapping names, or the one error saying why it names none."""
-        if self.alternative is not None and (self.key in value) == (self.alternative in value):
-            return _error(AMBIGUOUS, self.exclusive, (), dict(value))
-        if self.alternative is not None and self.alternative in value:
-            return None
+        if self.alternative is not None:
+            has_key, has_alternative = self.key in value, self.alternative in value
+            if has_key and has_alternative or not (has_key or has_alternative or self.default):
+                return _error(AMBIGUOUS, self.exclusive, (), dict(value))
+            if has_alternative:
+                return None
         if self.key not in value and self.default is None:
             return InitErrorDetails(type="missing", loc=(self.key,), input=dict(value))
         named = value.get(self.key, self.default)

@@ -229,7 +229,7 @@ MetricConfig = Annotated[
 
 @cache
 def _adapter() -> TypeAdapter[MetricConfig]:
-    return TypeAdapter(MetricConfig)
+    return TypeAdapter(MetricConfig, config=ConfigDict(title="MetricConfig"))  # names it in error titles
 
 
 def parse_metric(data: Mapping[str, Any] | MetricBase | None = None, /, **options: Any) -> MetricConfig:

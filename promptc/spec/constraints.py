@@ -169,7 +169,7 @@ ConstraintConfig = Annotated[
 
 @cache
 def _adapter() -> TypeAdapter[ConstraintConfig]:
-    return TypeAdapter(ConstraintConfig)
+    return TypeAdapter(ConstraintConfig, config=ConfigDict(title="ConstraintConfig"))  # names it in error titles
 
 
 def parse_constraint(data: Mapping[str, Any] | CheckBase | None = None, /, **options: Any) -> ConstraintConfig:
