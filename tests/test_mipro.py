@@ -12,7 +12,7 @@ import pytest
 from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.lm.base import LMRequest, LMResponse, Usage
-from promptc.metrics.config import MetricConfig, build_metrics
+from promptc.metrics.config import build_metrics, parse_metric
 from promptc.optimize.base import CompileContext, TrialLog, dumps_state, examples_from_rows
 from promptc.optimize.budget import Budget, budgeted
 from promptc.optimize.mipro import MIPRO, PRESETS
@@ -85,7 +85,7 @@ def make_ctx(log: TrialLog | None = None, budget: Budget | None = None, seed: in
     if budget is not None:
         program = program.with_state({}, lms=budgeted(program.lms, budget))
     train, dev, _ = splits()
-    metric = build_metrics([MetricConfig(type="label_accuracy", field="team")], default_field="team")[0]
+    metric = build_metrics([parse_metric(type="label_accuracy", field="team")], default_field="team")[0]
     return CompileContext(program=program, trainset=train, devset=dev, metric=metric, seed=seed,
                           log=log or TrialLog(None))
 

@@ -301,9 +301,9 @@ def test_best_of_n_and_refine_from_a_spec(tmp_path, fake_server):
     assert rows(out)[0]["answer"] == "now a longer answer here" and fake_server.request_count == 2
     assert "feedback" in json.dumps(fake_server.requests[1].body["messages"])
 
-    with pytest.raises(SpecError, match="needs `reward:`"):
+    with pytest.raises(SpecError, match="module 'best_of_n' needs 'reward' \\(a metric that scores"):
         load_text(SAMPLING % (fake_server.base_url, "best_of_n", "n: 2"))
-    with pytest.raises(SpecError, match="`tools` does not apply to module 'best_of_n'"):
+    with pytest.raises(SpecError, match="option 'tools' does not apply to module 'best_of_n' \\(it is for react\\)"):
         load_text(SAMPLING % (fake_server.base_url, "best_of_n", "tools: [x]"))
 
 

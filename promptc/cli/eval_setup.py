@@ -10,7 +10,7 @@ from promptc.cli.source import Source
 from promptc.core.program import Program
 from promptc.errors import Location, SpecError, UsageError
 from promptc.evaluate.records import EvalRecord
-from promptc.metrics.config import MetricConfig, NamedMetric, build_metrics
+from promptc.metrics.config import MetricConfig, NamedMetric, build_metrics, parse_metric
 from promptc.metrics.judge import JudgeRunner
 from promptc.runner.jsonl import iter_jsonl
 
@@ -25,7 +25,7 @@ def _default_config(program: Program) -> MetricConfig:
     field = next(f for f in program.output_fields if f.name == default_field(program))
     kind = {"enum": "label_accuracy", "float": "numeric_match", "int": "numeric_match",
             "json": "json_valid"}.get(field.type.kind, "exact_match")
-    return MetricConfig.model_validate({"type": kind})
+    return parse_metric({"type": kind})
 
 
 def metric_configs(source: Source, program: Program, cli: list[str] | None) -> list[MetricConfig]:
@@ -35,9 +35,9 @@ def metric_configs(source: Source, program: Program, cli: list[str] | None) -> l
         for text in cli:
             try:
                 if text.startswith("python:"):
-                    configs.append(MetricConfig.model_validate({"python": text.removeprefix("python:")}))
+                    configs.append(parse_metric({"python": text.removeprefix("python:")}))
                 else:
-                    configs.append(MetricConfig.model_validate({"type": text}))
+                    configs.append(parse_metric({"type": text}))
             except ValueError as exc:
                 raise UsageError(f"--metric {text}: {_first_line(exc)}") from None
         return configs
