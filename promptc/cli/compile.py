@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,8 +21,6 @@ from promptc.cli.common import (
 
 if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must stay fast
     from promptc.jobs.compile import CompilePlan
-    from promptc.lm.budget import Budget
-    from promptc.optimize.base import CompileContext, Trial
 
 COMPILE_HELP = """Optimize the prompts of every step against the spec's metric and write a compiled artifact.
 
@@ -65,6 +62,7 @@ def compile_command(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
+    from promptc.cli.compile_view import TrialView, fmt
     from promptc.jobs.compile import compile, plan_compile
     from promptc.jobs.program import lm_options, load_source
 
@@ -73,59 +71,16 @@ def compile_command(
     with load_source(spec, None, options) as source:
         assert source.spec is not None
         if dry_run:
-            _print_plan(plan_compile(source, train, dev, optimizer=optimizer, seed=seed, events=_View()))
+            _print_plan(plan_compile(source, train, dev, optimizer=optimizer, seed=seed, events=TrialView()))
             return
         result = compile(source, train, dev, optimizer=optimizer, out=out or Path("build") / source.spec.document.name,
-                         seed=seed, max_calls=max_calls, max_cost=max_cost, resume=resume, events=_View())
+                         seed=seed, max_calls=max_calls, max_cost=max_cost, resume=resume, events=TrialView())
     if result.stopped:
         stderr.print(f"[yellow]stopped early[/]: {result.stopped}; wrote the best of {len(result.trials)} trial(s)")
     best = result.best
-    stdout.print(f"dev {result.metric}: {_fmt(result.score_before)} -> {_fmt(result.score_after)} "
+    stdout.print(f"dev {result.metric}: {fmt(result.score_before)} -> {fmt(result.score_after)} "
                  f"(best trial {best.index if best else '-'} of {len(result.trials)}) -> {result.path}")
     stdout.print(usage_line(result.usage))
-
-
-def _fmt(score: float | None) -> str:
-    return "-" if score is None else f"{score:.3f}"
-
-
-class _View:
-    """Prints what the compile job reports: one line per scored trial, and a live status."""
-
-    def __init__(self) -> None:
-        self.best: float | None = None
-
-    def split(self, n_dev: int, n_total: int) -> None:
-        stderr.print(f"no dev set: scoring on a seeded split ({n_dev} of {n_total} rows)")
-
-    def resumed(self, trials: list[Trial], log: Path, budget: Budget) -> None:
-        stderr.print(f"resuming: {len(trials)} finished trial(s) in {log}")
-        for t in trials:
-            self.trial(t, budget)
-
-    def started(self, name: str, optimizer: str, n_train: int, n_dev: int, seed: int) -> None:
-        stderr.print(f"compiling {name} with {optimizer}: {n_train} train, {n_dev} dev, seed {seed}")
-
-    def trial(self, trial: Trial, budget: Budget) -> None:
-        if trial.full_eval and trial.score is not None and (self.best is None or trial.score > self.best):
-            self.best = trial.score
-        scope = "dev" if trial.full_eval else f"minibatch of {trial.n}"
-        cost = f", ${budget.spent.cost:.4f}" if budget.spent.cost else ""
-        stderr.print(f"trial {trial.index:>3} {trial.kind:<16} {_fmt(trial.score)} ({scope})  "
-                     f"best {_fmt(self.best)}  calls {budget.calls}{cost}  {trial.description}", soft_wrap=True)
-
-    async def live(self, ctx: CompileContext) -> None:
-        """A live line under the trial log: the running trial, calls and cost so far."""
-        from promptc.cli.common import interactive
-
-        if not interactive():
-            return
-        with stderr.status("") as status:
-            while True:
-                spent = ctx.budget.spent
-                cost = f" · ${spent.cost:.4f}" if spent.cost else ""
-                status.update(f"trial {len(ctx.log.trials)} running · {ctx.budget.calls} calls{cost}")
-                await asyncio.sleep(0.25)
 
 
 def _print_plan(plan: CompilePlan) -> None:
