@@ -151,18 +151,13 @@ def _from_artifact(artifact: Path, options: LMOptions) -> LoadedProgram:
     return LoadedProgram(program, runtime, configs, None, list(art.metric) or None, str(artifact), artifact)
 
 
-def as_loaded(program: ProgramLike, options: LMOptions | None = None) -> tuple[LoadedProgram, bool]:
+def as_loaded(program: ProgramLike) -> tuple[LoadedProgram, bool]:
     """(the program as a LoadedProgram, whether this call opened it and must close it)."""
     if isinstance(program, LoadedProgram):
         return program, False
     if isinstance(program, Program):
         return LoadedProgram(program, label=program.name), False
     if isinstance(program, (str, Path)):
-        return load_program(program) if options is None else _load_with(Path(program), options), True
+        return load_program(program), True
     raise UsageError(f"expected a Program, a LoadedProgram or a path, got {type(program).__name__}")
 
-
-def _load_with(path: Path, options: LMOptions) -> LoadedProgram:
-    if path.suffix in SPEC_SUFFIXES:
-        return load_source(path, None, options)
-    return load_source(None, path, options)
