@@ -7,6 +7,9 @@ The Python API is the same object model the YAML loader builds:
     prediction = program(message="My card was charged twice")
     prediction.label, prediction.trace, prediction.usage
 
+Jobs, as the CLI runs them: `promptc.compile`, `promptc.evaluate`, `promptc.run`, and
+`promptc.load_program` for a compiled artifact.
+
 Public names are imported lazily so that `import promptc` (and `promptc --help`) stay fast.
 """
 
@@ -19,6 +22,16 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_spec": "promptc.spec.loader",
+    "load_program": "promptc.jobs.program",
+    "LoadedProgram": "promptc.jobs.program",
+    "compile": "promptc.jobs.compile",
+    "CompileResult": "promptc.jobs.compile",
+    "EvalResult": "promptc.jobs.evaluate",
+    "run": "promptc.jobs.run",
+    "RunResult": "promptc.jobs.run",
+    "Runtime": "promptc.runtime",
+    "CachedLM": "promptc.lm.layers",
+    "BudgetedLM": "promptc.lm.budget",
     "Program": "promptc.core.program",
     "GraphProgram": "promptc.core.graph_program",
     "ModuleProgram": "promptc.core.module_program",
@@ -59,10 +72,12 @@ _EXPORTS = {
     "LMConfigError": "promptc.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "evaluate", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "evaluate":  # the package promptc.evaluate, callable as the job (see its docstring)
+        return importlib.import_module("promptc.evaluate")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'promptc' has no attribute {name!r}")

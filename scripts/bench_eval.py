@@ -45,8 +45,9 @@ def write_rows(path: Path, n: int) -> None:
 
 def timed_eval(base_url: str, data: Path, concurrency: int, workdir: Path) -> tuple[float, float]:
     """(eval rows/s, run rows/s) in process, cache on, on the same data."""
-    from promptc.cli.eval_setup import resolve_metrics
     from promptc.evaluate.evaluator import EvalJob, Gate, summarize
+    from promptc.jobs.metrics import resolve_metrics
+    from promptc.jobs.program import LoadedProgram
     from promptc.runner.job import RunJob
     from promptc.spec.lms import LMOptions
     from promptc.spec.loader import load_text
@@ -57,7 +58,7 @@ def timed_eval(base_url: str, data: Path, concurrency: int, workdir: Path) -> tu
                          options=LMOptions(cache_path=cache))
 
     loaded = fresh()
-    metrics = resolve_metrics(loaded, loaded.program, None)
+    metrics = resolve_metrics(LoadedProgram(loaded.program, spec=loaded), None)
     job = EvalJob(program=loaded.program, metrics=metrics, data=data, concurrency=concurrency)
 
     async def go_eval() -> float:

@@ -247,7 +247,7 @@ def test_tool_from_import_path_and_retriever():
 
 def test_bootstrap_makes_demos_for_the_loop_and_the_extract_call(fake_server):
     from promptc.core.example import Example
-    from promptc.metrics.config import MetricConfig, build_metrics
+    from promptc.metrics.config import build_metrics, parse_metric
     from promptc.optimize.bootstrap import bootstrap, combine
 
     def responder(body):
@@ -261,7 +261,7 @@ def test_bootstrap_makes_demos_for_the_loop_and_the_extract_call(fake_server):
     fake_server.responder = responder
     program = GraphProgram([Step(ReAct(SIG, tools=["search"], name="agent"), {})],
                            lms={"default": fake_lm(fake_server)}, tools=tools_for(FakeRetriever()))
-    metric = build_metrics([MetricConfig(type="exact_match", field="answer")], default_field="answer")[0]
+    metric = build_metrics([parse_metric(type="exact_match", field="answer")], default_field="answer")[0]
     train = [Example({"question": f"Where is it? ({i})", "answer": "Paris", "year": 1889},
                      input_keys=["question"]) for i in range(3)]
 

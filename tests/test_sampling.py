@@ -15,6 +15,7 @@ from promptc.core.sampling import BestOfN, MultiChainComparison, Refine
 from promptc.core.signature import Signature
 from promptc.errors import ParseError
 from promptc.lm.cache import SQLiteCache
+from promptc.lm.layers import CachedLM
 from promptc.lm.offline import OfflineLM
 from promptc.lm.openai_client import OpenAICompatibleLM
 from promptc.metrics.base import MetricResult
@@ -37,8 +38,9 @@ async def by_tenths(inputs, outputs) -> MetricResult:
     return MetricResult(score=min(outputs["answer"], 10) / 10, feedback=f"{outputs['answer']} is too low")
 
 
-def fake_lm(server, **kw) -> OpenAICompatibleLM:
-    return OpenAICompatibleLM("fake-model", base_url=server.base_url, api_key=TEST_KEY, **kw)
+def fake_lm(server, cache=None, **kw):
+    lm = OpenAICompatibleLM("fake-model", base_url=server.base_url, api_key=TEST_KEY, **kw)
+    return lm if cache is None else CachedLM(lm, cache)
 
 
 def run_module(module, inputs, lm, **ctx_kw):

@@ -9,12 +9,12 @@ from rich.markup import escape
 from rich.rule import Rule
 
 from promptc.cli.common import stdout
-from promptc.core.graph import INPUT
 from promptc.core.program import Program
 from promptc.errors import InputError
+from promptc.jobs.compile_setup import placeholder_inputs
 from promptc.lm.base import LMRequest, Message
 from promptc.runner.job import RunJob, check_row
-from promptc.runner.jsonl import iter_jsonl
+from promptc.runner.jsonl import iter_lines, source_label
 
 COMPLETION_GUESS = 150  # tokens per call when the spec sets no max_tokens
 
@@ -29,22 +29,6 @@ def print_messages(messages: list[Message], title: str) -> None:
         stdout.print()
 
 
-def placeholder_inputs(program: Program, index: int, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """A step's inputs, with '…' standing in for outputs of earlier steps (not computed yet).
-
-    Steps of a Python Module program have no static bindings: their inputs are matched
-    to the program inputs by name.
-    """
-    step = program.steps[index]
-    bindings = program.bindings(step.name)
-    out: dict[str, Any] = {}
-    for f in step.module.signature.inputs:
-        ref = bindings.get(f.name)
-        source = ref.field if ref is not None and ref.source == INPUT else (f.name if ref is None else None)
-        out[f.name] = inputs.get(source, "…") if source is not None else "…"
-    return out
-
-
 def row_messages(program: Program, inputs: Mapping[str, Any]) -> list[list[Message]]:
     return [step.module.render(placeholder_inputs(program, i, inputs), program.adapter)
             for i, step in enumerate(program.steps)]
@@ -56,7 +40,7 @@ def print_dry_run(job: RunJob) -> None:
     rows = bad = prompt_tokens = 0
     first: dict[str, Any] | None = None
     seen = 0
-    for line in iter_jsonl(job.input):
+    for line in iter_lines(job.input):
         if job.limit is not None and seen >= job.limit:
             break
         seen += 1
@@ -69,7 +53,7 @@ def print_dry_run(job: RunJob) -> None:
         for messages in row_messages(program, inputs):
             prompt_tokens += LMRequest(model="", messages=messages).approx_prompt_tokens()
     if seen == 0:
-        raise InputError("the input file has no rows (it is empty or only blank lines)", file=str(job.input))
+        raise InputError("the input file has no rows (it is empty or only blank lines)", file=source_label(job.input))
     if first is not None:
         for step, messages in zip(program.steps, row_messages(program, first), strict=True):
             print_messages(messages, f"step '{step.name}' ({step.module.kind}), first row")

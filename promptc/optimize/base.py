@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from promptc.core.example import Example
 from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
-from promptc.errors import BudgetExhausted, UsageError
+from promptc.errors import UsageError
 from promptc.lm.base import LM, Usage
 from promptc.metrics.config import NamedMetric
 from promptc.optimize.budget import Budget
@@ -148,24 +148,21 @@ class Optimizer(Protocol):
 
 async def score_program(program: Program, examples: Sequence[Example], metric: NamedMetric, *,
                         concurrency: int = 16) -> tuple[float, list[float]]:
-    """Mean metric score over `examples`; a failed row scores 0. Budget exhaustion propagates."""
+    """Mean metric score over `examples` and the scores it is made of, scored like `eval`
+    (`promptc.evaluate.scoring`): a failed answer scores 0, an error row counts in neither.
+    Budget exhaustion propagates."""
+    from promptc.evaluate.scoring import score_row
+
     scores: dict[int, float] = {}
 
-    async def post(result: RowResult) -> float:
-        if result.prediction is None:
-            return 0.0
-        try:
-            got = await metric.acall(result.item.record, dict(result.prediction), result.trace)
-        except BudgetExhausted:
-            raise
-        except Exception:
-            return 0.0
-        return got.score
+    def keep(result: RowResult) -> None:
+        score = result.extra.scores.get(metric.name) if result.extra is not None else None
+        if score is not None:
+            scores[result.item.row] = score
 
     items = [WorkItem(row=i, inputs=ex.inputs(), record=dict(ex)) for i, ex in enumerate(examples)]
-    await execute(program, items, lambda r: scores.__setitem__(r.item.row, r.extra or 0.0),
-                  concurrency=concurrency, post=post)
-    ordered = [scores.get(i, 0.0) for i in range(len(items))]
+    await execute(program, items, keep, concurrency=concurrency, post=lambda r: score_row(r, [metric]))
+    ordered = [scores[i] for i in range(len(items)) if i in scores]
     return (sum(ordered) / len(ordered) if ordered else 0.0), ordered
 
 

@@ -15,7 +15,8 @@ from promptc.core.signature import FieldSpec, Signature
 from promptc.core.types import FieldType
 from promptc.errors import Location, SpecError
 from promptc.lm.base import LM
-from promptc.spec.lms import LMOptions, build_lms, resolve_lm_configs
+from promptc.runtime import Runtime
+from promptc.spec.lms import LMOptions, build_runtime, resolve_lm_configs
 from promptc.spec.models import FieldDecl, LMConfig, SignatureDecl, SpecDocument
 from promptc.spec.nodes import NodeBuilder
 from promptc.spec.resources import build_resources
@@ -30,13 +31,15 @@ from promptc.spec.source import (
 
 @dataclass
 class LoadedSpec:
-    """A validated spec: the document, where its nodes are, and the program it builds."""
+    """A validated spec: the document, where its nodes are, the program it builds and the
+    runtime (LMs, cache, retrievers) the program runs on. The caller closes the runtime."""
 
     path: Path | None
     document: SpecDocument
     positions: PositionMap
     program: Program
     lm_configs: dict[str, LMConfig] = field(default_factory=dict)
+    runtime: Runtime = field(default_factory=Runtime)
 
     @property
     def file(self) -> str:
@@ -83,6 +86,10 @@ def load_spec(path: str | Path, *, model: str | None = None, base_url: str | Non
               cache: bool = True, lms: Mapping[str, LM] | None = None) -> Program:
     """The Python API: a ready-to-call Program from a spec file.
 
+    Calling the program (or a job run on it) releases its connections and cache when it
+    ends, so the program needs no closing; after `await program.acall(...)` in your own
+    event loop, `await program.aclose()`.
+
     >>> program = load_spec("specs/math.yaml")          # doctest: +SKIP
     >>> program(question="What is 2 + 3?").answer      # doctest: +SKIP
     """
@@ -123,7 +130,11 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
     retrievers, tools = build_resources(doc, base_dir, err)
     if problems:
         raise SpecError(problems)
-    built_lms = dict(lms) if lms is not None else build_lms(doc.prices, configs, options or LMOptions())
+    if lms is not None:  # the caller's LMs: the runtime releases them but they stay theirs
+        runtime = Runtime(lms, retrievers=retrievers)
+    else:
+        runtime = build_runtime(doc.prices, configs, options or LMOptions(), retrievers)
+    built_lms = runtime.lms
     lm_holder.update(built_lms)
     if isinstance(doc.program, str):
         from promptc.spec.python_program import load_module_program
@@ -138,7 +149,8 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
     else:
         program = GraphProgram(nodes, name=doc.name, lms=built_lms, retrievers=retrievers, tools=tools,
                                flow=flow)
-    return LoadedSpec(path=path, document=doc, positions=positions, program=program, lm_configs=configs)
+    return LoadedSpec(path=path, document=doc, positions=positions, program=program, lm_configs=configs,
+                      runtime=runtime)
 
 
 def _field(name: str, decl: str | FieldDecl) -> FieldSpec:
