@@ -25,6 +25,7 @@ _EXPORTS = {
     "load_program": "promptc.jobs.program",
     "LoadedProgram": "promptc.jobs.program",
     "compile": "promptc.jobs.compile",
+    "evaluate": "promptc.jobs.evaluate",
     "CompileResult": "promptc.jobs.compile",
     "EvalResult": "promptc.jobs.evaluate",
     "run": "promptc.jobs.run",
@@ -72,12 +73,10 @@ _EXPORTS = {
     "LMConfigError": "promptc.errors",
 }
 
-__all__ = ["__version__", "evaluate", *_EXPORTS]
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "evaluate":  # the package promptc.evaluate, callable as the job (see its docstring)
-        return importlib.import_module("promptc.evaluate")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'promptc' has no attribute {name!r}")

@@ -45,7 +45,7 @@ def write_rows(path: Path, n: int) -> None:
 
 def timed_eval(base_url: str, data: Path, concurrency: int, workdir: Path) -> tuple[float, float]:
     """(eval rows/s, run rows/s) in process, cache on, on the same data."""
-    from promptc.evaluate.evaluator import EvalJob, Gate, summarize
+    from promptc.evaluation.evaluator import EvalJob, Gate, summarize
     from promptc.jobs.metrics import resolve_metrics
     from promptc.jobs.program import LoadedProgram
     from promptc.runner.job import RunJob

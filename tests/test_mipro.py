@@ -14,7 +14,7 @@ from promptc.core.program import Program
 from promptc.lm.base import LMRequest, LMResponse, Usage
 from promptc.metrics.config import build_metrics, parse_metric
 from promptc.optimize.base import CompileContext, TrialLog, dumps_state, examples_from_rows
-from promptc.optimize.budget import Budget, budgeted
+from promptc.lm.budget import Budget, budgeted
 from promptc.optimize.mipro import MIPRO, PRESETS
 from promptc.optimize.proposer import clean_proposals, propose_instructions, summarize_dataset
 from promptc.optimize.tpe import CategoricalTPE

@@ -1,4 +1,4 @@
-"""Tests for promptc.evaluate.stats against published or hand-computed values (no scipy)."""
+"""Tests for promptc.evaluation.stats against published or hand-computed values (no scipy)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from promptc.evaluate.stats import (
+from promptc.evaluation.stats import (
     Interval,
     PairedComparison,
     compare,

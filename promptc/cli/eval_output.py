@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from promptc.cli.common import stderr, stdout, usage_line
-from promptc.evaluate.records import EvalRecord, EvalSummary
+from promptc.evaluation.records import EvalRecord, EvalSummary
 
 if TYPE_CHECKING:
     from promptc.jobs.evaluate import EvalResult
@@ -32,7 +32,7 @@ def _short(value: object, limit: int = 160) -> str:
 
 
 def print_summary(summary: EvalSummary, records: Sequence[EvalRecord], *, show_failures: int) -> None:
-    from promptc.evaluate.reports import worst_examples
+    from promptc.evaluation.reports import worst_examples
 
     table = Table(title=f"eval: {summary.spec} on {summary.data}", show_header=True, title_justify="left")
     table.add_column("metric")

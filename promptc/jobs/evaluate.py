@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from promptc.evaluate.records import EvalRecord, EvalSummary
+from promptc.evaluation.records import EvalRecord, EvalSummary
 from promptc.jobs.data import DataLike, as_source
 from promptc.jobs.metrics import MetricLike
 from promptc.jobs.program import LoadedProgram, ProgramLike, as_loaded
@@ -47,7 +47,7 @@ def evaluate(program: ProgramLike, data: DataLike | None = None, *,
     """Score `program` on `data` (default: the spec's `data.dev`).
 
     Metrics: `metrics`, else the spec's (or artifact's) `metric:`, else a default by output
-    type. Rows are scored by `promptc.evaluate.scoring`. `on_start` gets the number of rows
+    type. Rows are scored by `promptc.evaluation.scoring`. `on_start` gets the number of rows
     to run once the data is validated.
     """
     source, opened = as_loaded(program)
@@ -69,7 +69,7 @@ def _evaluate(source: LoadedProgram, data: DataLike | None, *, metrics: Sequence
               junit: str | Path | None, on_start: Callable[[int], None] | None,
               on_update: Callable[[BatchStats], None] | None) -> EvalResult:
     from promptc.errors import UsageError
-    from promptc.evaluate.evaluator import EvalJob, Gate, summarize
+    from promptc.evaluation.evaluator import EvalJob, Gate, summarize
     from promptc.jobs.metrics import load_baseline, resolve_metrics
     from promptc.metrics.judge import JudgeRunner
 
@@ -101,8 +101,8 @@ def _evaluate(source: LoadedProgram, data: DataLike | None, *, metrics: Sequence
 
 
 def _write_files(result: EvalResult, reports: Sequence[str | Path], junit: str | Path | None) -> EvalResult:
-    from promptc.evaluate.junit import write_junit
-    from promptc.evaluate.reports import append_github_summary, write_report
+    from promptc.evaluation.junit import write_junit
+    from promptc.evaluation.reports import append_github_summary, write_report
 
     for path in reports:
         write_report(Path(path), result.summary, result.records)

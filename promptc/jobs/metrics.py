@@ -9,7 +9,7 @@ from typing import Any
 
 from promptc.core.program import Program
 from promptc.errors import Location, SpecError, UsageError
-from promptc.evaluate.records import EvalRecord
+from promptc.evaluation.records import EvalRecord
 from promptc.jobs.program import LoadedProgram
 from promptc.metrics.config import MetricConfig, NamedMetric, build_metrics, parse_metric
 from promptc.metrics.judge import JudgeRunner
@@ -88,7 +88,7 @@ def load_baseline(path: Path, source: LoadedProgram, metrics: list[NamedMetric],
     if path.suffix == ".jsonl":
         return _read_records(path)
     from promptc.artifacts.program_file import apply_artifact, load_artifact
-    from promptc.evaluate.evaluator import EvalJob
+    from promptc.evaluation.evaluator import EvalJob
 
     program = apply_artifact(source.program, load_artifact(path))
     job = EvalJob(program=program, metrics=metrics, data=data, limit=limit, concurrency=source.concurrency)

@@ -26,7 +26,7 @@ from promptc.core.trace import Trace
 from promptc.errors import UsageError
 from promptc.lm.base import LM, Usage
 from promptc.metrics.config import NamedMetric
-from promptc.optimize.budget import Budget
+from promptc.lm.budget import Budget
 from promptc.runner.batch import RowResult, WorkItem, execute
 
 
@@ -149,9 +149,9 @@ class Optimizer(Protocol):
 async def score_program(program: Program, examples: Sequence[Example], metric: NamedMetric, *,
                         concurrency: int = 16) -> tuple[float, list[float]]:
     """Mean metric score over `examples` and the scores it is made of, scored like `eval`
-    (`promptc.evaluate.scoring`): a failed answer scores 0, an error row counts in neither.
+    (`promptc.evaluation.scoring`): a failed answer scores 0, an error row counts in neither.
     Budget exhaustion propagates."""
-    from promptc.evaluate.scoring import score_row
+    from promptc.evaluation.scoring import score_row
 
     scores: dict[int, float] = {}
 

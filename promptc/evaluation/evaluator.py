@@ -1,6 +1,6 @@
 """Evaluating a program on a labelled set: run (with `run`'s machinery), score, summarize.
 
-How a row is scored is `promptc.evaluate.scoring` (the same rules as compile's);
+How a row is scored is `promptc.evaluation.scoring` (the same rules as compile's);
 `max_error_rate` turns too many endpoint failures into exit 3.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 from promptc.core.program import Program
 from promptc.errors import EXIT_LM, EXIT_OK, EXIT_ROWS_FAILED
-from promptc.evaluate.records import Comparison, EvalRecord, EvalSummary, MetricSummary
-from promptc.evaluate.scoring import RowScores, score_row
-from promptc.evaluate.stats import compare, is_regression, mean_ci, percentile
+from promptc.evaluation.records import Comparison, EvalRecord, EvalSummary, MetricSummary
+from promptc.evaluation.scoring import RowScores, score_row
+from promptc.evaluation.stats import compare, is_regression, mean_ci, percentile
 from promptc.lm.base import Usage
 from promptc.metrics.config import NamedMetric
 from promptc.runner.batch import BatchStats, RowResult, execute

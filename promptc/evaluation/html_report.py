@@ -11,8 +11,8 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from promptc.evaluate.records import EvalRecord, EvalSummary
-from promptc.evaluate.reports import (
+from promptc.evaluation.records import EvalRecord, EvalSummary
+from promptc.evaluation.reports import (
     comparison_line,
     fields_text,
     fmt_cost,
