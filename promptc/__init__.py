@@ -7,6 +7,9 @@ The Python API is the same object model the YAML loader builds:
     prediction = program(message="My card was charged twice")
     prediction.label, prediction.trace, prediction.usage
 
+Jobs, as the CLI runs them: `promptc.compile`, `promptc.evaluate`, `promptc.run`, and
+`promptc.load_program` for a compiled artifact.
+
 Public names are imported lazily so that `import promptc` (and `promptc --help`) stay fast.
 """
 
@@ -19,13 +22,25 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_spec": "promptc.spec.loader",
+    "load_program": "promptc.jobs.program",
+    "LoadedProgram": "promptc.jobs.program",
+    "compile": "promptc.jobs.compile",
+    "evaluate": "promptc.jobs.evaluate",
+    "CompileResult": "promptc.jobs.compile",
+    "EvalResult": "promptc.jobs.evaluate",
+    "run": "promptc.jobs.run",
+    "RunResult": "promptc.jobs.run",
+    "Runtime": "promptc.runtime",
+    "CachedLM": "promptc.lm.layers",
+    "BudgetedLM": "promptc.lm.budget",
     "Program": "promptc.core.program",
-    "Step": "promptc.core.program",
-    "Ref": "promptc.core.program",
+    "GraphProgram": "promptc.core.graph_program",
+    "ModuleProgram": "promptc.core.module_program",
+    "Step": "promptc.core.graph",
+    "Ref": "promptc.core.graph",
+    "Module": "promptc.core.module",
     "Predict": "promptc.core.modules",
     "ChainOfThought": "promptc.core.modules",
-    "Module": "promptc.core.module_api",
-    "ModuleProgram": "promptc.core.module_api",
     "Retrieve": "promptc.core.retrieve_module",
     "ReAct": "promptc.core.react",
     "BestOfN": "promptc.core.sampling",

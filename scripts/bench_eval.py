@@ -45,8 +45,9 @@ def write_rows(path: Path, n: int) -> None:
 
 def timed_eval(base_url: str, data: Path, concurrency: int, workdir: Path) -> tuple[float, float]:
     """(eval rows/s, run rows/s) in process, cache on, on the same data."""
-    from promptc.cli.eval_setup import resolve_metrics
-    from promptc.evaluate.evaluator import EvalJob, Gate, summarize
+    from promptc.evaluation.evaluator import EvalJob, Gate, summarize
+    from promptc.jobs.metrics import resolve_metrics
+    from promptc.jobs.program import LoadedProgram
     from promptc.runner.job import RunJob
     from promptc.spec.lms import LMOptions
     from promptc.spec.loader import load_text
@@ -57,7 +58,7 @@ def timed_eval(base_url: str, data: Path, concurrency: int, workdir: Path) -> tu
                          options=LMOptions(cache_path=cache))
 
     loaded = fresh()
-    metrics = resolve_metrics(loaded, loaded.program, None)
+    metrics = resolve_metrics(LoadedProgram(loaded.program, spec=loaded), None)
     job = EvalJob(program=loaded.program, metrics=metrics, data=data, concurrency=concurrency)
 
     async def go_eval() -> float:
@@ -85,17 +86,17 @@ def timed_eval(base_url: str, data: Path, concurrency: int, workdir: Path) -> tu
 
 
 def metric_costs(n: int = 20000) -> None:
-    from promptc.metrics.config import MetricConfig, build_metrics
+    from promptc.metrics.config import build_metrics, parse_metric
 
     configs = {
-        "exact_match": MetricConfig(type="exact_match"),
-        "f1": MetricConfig(type="f1"),
-        "contains": MetricConfig(type="contains"),
-        "regex": MetricConfig(type="regex", pattern=r"\bParis\b"),
-        "numeric_match": MetricConfig(type="numeric_match", field="n"),
-        "label_accuracy": MetricConfig(type="label_accuracy"),
-        "json_valid": MetricConfig(type="json_valid", field="j"),
-        "max_words": MetricConfig(type="max_words", limit=50),
+        "exact_match": parse_metric(type="exact_match"),
+        "f1": parse_metric(type="f1"),
+        "contains": parse_metric(type="contains"),
+        "regex": parse_metric(type="regex", pattern=r"\bParis\b"),
+        "numeric_match": parse_metric(type="numeric_match", field="n"),
+        "label_accuracy": parse_metric(type="label_accuracy"),
+        "json_valid": parse_metric(type="json_valid", field="j"),
+        "max_words": parse_metric(type="max_words", limit=50),
     }
     example = {"answer": "The capital of France is Paris.", "n": "$1,234.50", "j": "{}"}
     prediction = {"answer": "Paris is the capital of France", "n": "1234.5", "j": '{"a": [1, 2]}'}

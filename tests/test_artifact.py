@@ -24,7 +24,7 @@ def test_round_trip_keeps_the_whole_graph(tmp_path):
     assert [s.name for s in rebuilt.steps] == ["classify", "reply"]
     assert rebuilt.steps[0].module.demos == program.steps[0].module.demos
     assert rebuilt.steps[1].module.signature == program.steps[1].module.signature
-    assert str(rebuilt.resolved[1]["intent"]) == "classify.intent"
+    assert str(rebuilt.bindings(rebuilt.steps[1].name)["intent"]) == "classify.intent"
     assert artifact.provenance == {"seed": 1}
 
 

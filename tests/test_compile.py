@@ -45,7 +45,7 @@ def test_bootstrap_and_random_search_beat_zero_shot_on_held_out_rows(tmp_path):
         prov = program["provenance"]
         assert prov["dev_score_after"] >= prov["dev_score_before"]
         assert prov["spec_sha256"] and prov["data"]["train_sha256"] and prov["seed"] == 0
-        assert program["steps"][0]["demos"], "compiled program has demos"
+        assert program["predictors"][0]["demos"], "compiled program has demos"
         trials = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
         assert trials[0]["kind"] == "zero_shot" and all("score" in t for t in trials)
         assert (out / "prompts" / "classify.md").read_text().count("[[ ## intent ## ]]") > 3
@@ -120,7 +120,7 @@ def test_kill_and_resume_without_redoing_trials(tmp_path, fake_server):
     a, b = json.loads(first), json.loads((fresh / "program.json").read_text())
     for doc in (a, b):
         doc["provenance"].pop("usage")
-    assert a["steps"] == b["steps"] and a["provenance"]["dev_score_after"] == b["provenance"]["dev_score_after"]
+    assert a["predictors"] == b["predictors"] and a["provenance"]["dev_score_after"] == b["provenance"]["dev_score_after"]
 
     # Changed data refuses to resume.
     other = tmp_path / "train2.jsonl"

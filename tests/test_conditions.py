@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from promptc.core.conditions import Condition, ConditionError
-from promptc.core.program import Ref
+from promptc.core.graph import Ref
 from promptc.core.types import FieldType
 
 VALUES: dict[str, Any] = {

@@ -7,19 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from promptc.core import constraints as rt
 from promptc.core.constraints import (
     Constraint,
-    ConstraintConfig,
     ConstraintSet,
     Violation,
     check_contains_citation,
     check_max_words,
     passage_count,
 )
+from promptc.spec.constraints import build_constraint, build_constraints, parse_constraint
 
 
 def make(hard: bool = True, **cfg) -> Constraint:
-    return Constraint.from_config(ConstraintConfig(**cfg), default_field="answer", hard=hard)
+    return build_constraint(parse_constraint(cfg), default_field="answer", hard=hard)
 
 
 def run(c: Constraint, value, **inputs) -> Violation | None:
@@ -102,19 +103,20 @@ def test_default_messages(cfg, message):
     ({"check": "max_words", "limit": 3, "schema": {}}, "option 'schema' does not apply"),
     ({"python": "m:f", "pattern": "x"}, "option 'pattern' does not apply to check 'python'"),
     ({"python": "not a path"}, "must be spelled 'module.path:function'"),
-    ({"check": "no_such_check"}, "Input should be"),
+    ({"check": "no_such_check"}, "expected one of max_words, max_chars, min_words, regex"),
+    ({"check": "not_empy"}, "did you mean 'not_empty'"),
     ({"check": "not_empty", "limt": 3}, "Extra inputs are not permitted"),
     ({"check": "not_empty", "message": "  "}, "message cannot be empty"),
 ])
 def test_config_errors(cfg, error):
     with pytest.raises(ValueError, match=error):
-        ConstraintConfig.model_validate(cfg)
+        parse_constraint(cfg)
 
 
 def test_unknown_output_field_is_reported_at_build():
     with pytest.raises(ValueError, match="constraint field 'anser' is not an output"):
-        Constraint.from_config({"check": "not_empty", "field": "anser"}, default_field="answer",
-                               hard=True, output_names=["reasoning", "answer"])
+        build_constraint({"check": "not_empty", "field": "anser"}, default_field="answer",
+                         hard=True, output_names=["reasoning", "answer"])
 
 
 # -- python checks ---------------------------------------------------------------------
@@ -242,9 +244,9 @@ def test_citation_helpers_are_pure():
 
 # -- sets: hard vs soft, retries, feedback --------------------------------------------------
 def test_set_separates_hard_and_soft():
-    cs = ConstraintSet.from_configs(
+    cs = build_constraints(
         [{"check": "not_empty"}, {"check": "max_words", "limit": 3}],
-        [ConstraintConfig(check="contains_citation", message="Cite a passage like [1].")],
+        [parse_constraint({"check": "contains_citation", "message": "Cite a passage like [1]."})],
         default_field="answer", max_retries=1)
     assert [c.hard for c in cs.hard] == [True, True] and [c.hard for c in cs.soft] == [False]
     assert cs.max_retries == 1 and not cs.is_empty
@@ -256,15 +258,14 @@ def test_set_separates_hard_and_soft():
 
 def test_set_errors_name_the_entry():
     with pytest.raises(ValueError, match=r"suggest\[1\]: .*needs 'pattern'"):
-        ConstraintSet.from_configs([], [{"check": "not_empty"}, {"check": "regex"}],
-                                   default_field="answer")
+        build_constraints([], [{"check": "not_empty"}, {"check": "regex"}], default_field="answer")
     with pytest.raises(ValueError, match="max_retries"):
         ConstraintSet(max_retries=-1)
     assert ConstraintSet().is_empty
 
 
 def test_feedback_lists_past_outputs_and_instructions():
-    cs = ConstraintSet.from_configs(
+    cs = build_constraints(
         [{"check": "max_words", "limit": 3, "message": "Keep it under 3 words."}],
         [{"check": "contains_citation", "message": "Cite a passage like [1]."}],
         default_field="answer")
@@ -284,3 +285,25 @@ def test_feedback_lists_past_outputs_and_instructions():
 def test_violation_str_is_a_one_line_summary():
     v = run(make(check="max_words", limit=1, message="Short!"), "a b")
     assert str(v) == "max_words(answer, 1): Short! (2 words)"
+
+
+def test_core_builds_constraints_from_plain_values():
+    import re
+
+    c = rt.length("max_words", "answer", 2, hard=True)
+    assert c.name == "max_words(answer, 2)" and c.check({"answer": "a b c"}, {}).detail == "3 words"
+    c = rt.regex("answer", re.compile("^p", re.IGNORECASE), hard=False, message="Start with P.")
+    assert c.check({"answer": "Paris"}, {}) is None and c.message == "Start with P."
+    assert rt.one_of("label", ["a", "b"], hard=True).check({"label": "c"}, {}).detail == "got 'c'"
+    assert rt.not_empty("answer", hard=True).check({"answer": " "}, {}).detail == "empty"
+
+
+def test_core_constraints_import_neither_spec_nor_metrics():
+    import re
+
+    import promptc.core
+
+    for name in ("constraints.py", "variants.py", "condition_check.py", "conditions.py"):
+        f = Path(promptc.core.__file__).parent / name
+        imports = re.findall(r"^\s*(?:from|import) (promptc\.\w+)", f.read_text(), re.MULTILINE)
+        assert not {"promptc.spec", "promptc.metrics"} & set(imports), f.name

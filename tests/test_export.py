@@ -77,9 +77,9 @@ INPUTS = {
 def make_artifact() -> ProgramArtifact:
     loaded = load_text(SPEC, lms={})
     program = loaded.program
-    program.step("classify").module.demos = CLASSIFY_DEMOS
-    program.step("answer").module.demos = ANSWER_DEMOS
-    program.step("extract").module.demos = EXTRACT_DEMOS
+    program.predictor("classify").demos = CLASSIFY_DEMOS
+    program.predictor("answer").demos = ANSWER_DEMOS
+    program.predictor("extract").demos = EXTRACT_DEMOS
     return ProgramArtifact.from_program(program, lm_configs=loaded.lm_configs)
 
 
@@ -89,7 +89,8 @@ def artifact() -> ProgramArtifact:
 
 
 def modules(artifact):
-    return {s.name: s.module for s in artifact.build({}).steps}
+    """The predictors promptc would run, by name (one per step here)."""
+    return dict(artifact.build({}).named_predictors())
 
 
 def formatted(artifact, step, inputs):
@@ -129,7 +130,7 @@ def test_openai_messages_file_layout(artifact, tmp_path):
     # system, one user/assistant pair per demo, the final user turn
     assert [m["role"] for m in classify["messages"]] == ["system"] + ["user", "assistant"] * 3 + ["user"]
     assert classify["response_format"] is None and answer["response_format"] is None
-    sig = modules(artifact)["extract"].prompt_signature
+    sig = modules(artifact)["extract"].signature
     assert extract["response_format"] == ChatAdapter().response_format(sig)
     assert "format_value" in classify["value_format"]
     assert "{message}" in classify["messages"][-1]["content"]
@@ -200,7 +201,7 @@ def test_finetune_rows_from_traces(artifact, tmp_path):
             assert [system["role"], user["role"], assistant["role"]] == ["system", "user", "assistant"]
             module.demos = []  # the fine-tuned prompt is the zero-demo prompt
             assert [system["content"], user["content"]] == [m.content for m in module.render(trace["inputs"])]
-            parsed = ChatAdapter().parse(module.prompt_signature, assistant["content"],
+            parsed = ChatAdapter().parse(module.signature, assistant["content"],
                                          optional=module.optional_outputs)
             assert parsed == trace["outputs"]
     extract_row = json.loads((tmp_path / "extract.jsonl").read_text(encoding="utf-8"))
@@ -216,7 +217,7 @@ def test_finetune_rows_from_demos(artifact, tmp_path):
     assert report.rows == {"classify": 3, "answer": 1, "extract": 1}
     mods = modules(artifact)
     rows = [json.loads(x) for x in (tmp_path / "classify.jsonl").read_text(encoding="utf-8").splitlines()]
-    parsed = [ChatAdapter().parse(mods["classify"].prompt_signature, r["messages"][2]["content"]) for r in rows]
+    parsed = [ChatAdapter().parse(mods["classify"].signature, r["messages"][2]["content"]) for r in rows]
     assert parsed == [{"intent": d["intent"]} for d in CLASSIFY_DEMOS]
     # A demo's assistant turn in the prompt is exactly a training row's reply.
     assert rows[0]["messages"][2]["content"] == mods["classify"].render({"message": "x"})[2].content
@@ -224,8 +225,11 @@ def test_finetune_rows_from_demos(artifact, tmp_path):
 
 def test_load_traces_reads_the_compile_folder(artifact, tmp_path):
     assert load_traces(tmp_path / "nothing") == []
-    trace = Trace(steps=[TraceStep(step="classify", module="predict", inputs={"message": "hi {x}"},
-                                   outputs={"intent": "other"})])
+    trace = Trace(steps=[TraceStep(step="classify", module="predict", predictor="classify",
+                                   inputs={"message": "hi {x}"}, outputs={"intent": "other"}),
+                         TraceStep(step="classify.select", module="best_of_n", inputs={}, outputs={}),
+                         TraceStep(step="classify", module="predict", predictor="classify", rejected=True,
+                                   inputs={"message": "not kept"}, outputs={"intent": "other"})])
     write_compiled(tmp_path / "build", artifact, traces=[trace])
     rows = load_traces(tmp_path / "build")
     assert rows == [{"step": "classify", "inputs": {"message": "hi {x}"}, "outputs": {"intent": "other"}}]

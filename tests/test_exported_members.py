@@ -10,6 +10,7 @@ def test_every_exported_name_resolves():
     for name in promptc.__all__:
         assert getattr(promptc, name) is not None, name
     assert {"load_spec", "Program", "Module", "ChainOfThought", "Retrieve", "ReAct"} <= set(dir(promptc))
+    assert {"compile", "evaluate", "run", "load_program", "Runtime", "CachedLM"} <= set(dir(promptc))
 
 
 def test_import_promptc_is_light():

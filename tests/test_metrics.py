@@ -11,12 +11,12 @@ from pydantic import ValidationError
 from promptc.core.example import Example
 from promptc.metrics.base import MetricResult
 from promptc.metrics.builtin import MetricInputError, normalize_answer, parse_number
-from promptc.metrics.config import MetricConfig, NamedMetric, build_metrics
+from promptc.metrics.config import NamedMetric, build_metrics, parse_metric
 from promptc.metrics.judge import JudgeRunner
 
 
 def metric(**cfg) -> NamedMetric:
-    return build_metrics([MetricConfig(**cfg)], default_field="answer")[0]
+    return build_metrics([parse_metric(**cfg)], default_field="answer")[0]
 
 
 def score(m: NamedMetric, pred, gold=None, **extra) -> MetricResult:
@@ -199,32 +199,32 @@ def test_length_limits():
 ])
 def test_config_validation_errors(cfg, message):
     with pytest.raises(ValidationError) as info:
-        MetricConfig.model_validate(cfg)
+        parse_metric(cfg)
     assert message in str(info.value)
 
 
 def test_build_metrics_names_primary_and_thresholds():
-    configs = [MetricConfig(type="exact_match"), MetricConfig(type="f1", weight=0.5),
-               MetricConfig(type="exact_match", field="label")]
+    configs = [parse_metric(type="exact_match"), parse_metric(type="f1", weight=0.5),
+               parse_metric(type="exact_match", field="label")]
     built = build_metrics(configs, default_field="answer")
     assert [m.name for m in built] == ["exact_match", "f1", "exact_match_2"]
     assert [m.primary for m in built] == [True, False, False]
     assert [m.threshold for m in built] == [1.0, 0.5, 1.0]
     assert [m.field for m in built] == ["answer", "answer", "label"]
     assert built[2]({"label": "x"}, {"label": "X"}).score == 1.0  # gold defaults to field
-    named = build_metrics([MetricConfig(type="f1"), MetricConfig(type="f1", name="f", primary=True,
+    named = build_metrics([parse_metric(type="f1"), parse_metric(type="f1", name="f", primary=True,
                                                                   threshold=0.7)],
                           default_field="answer")
     assert [(m.name, m.primary, m.threshold) for m in named] == [("f1", False, 0.5), ("f", True, 0.7)]
     with pytest.raises(ValueError, match="only one metric can be primary"):
-        build_metrics([MetricConfig(type="f1", primary=True),
-                       MetricConfig(type="exact_match", primary=True)], default_field="a")
+        build_metrics([parse_metric(type="f1", primary=True),
+                       parse_metric(type="exact_match", primary=True)], default_field="a")
     with pytest.raises(ValueError, match="needs LMs"):
-        build_metrics([MetricConfig(type="llm_judge", rubric="r")], default_field="a")
+        build_metrics([parse_metric(type="llm_judge", rubric="r")], default_field="a")
 
 
 def test_schema_alias_round_trip():
-    cfg = MetricConfig.model_validate({"type": "json_schema", "schema": {"type": "object"}})
+    cfg = parse_metric({"type": "json_schema", "schema": {"type": "object"}})
     assert cfg.json_schema == {"type": "object"}
     assert cfg.model_dump(by_alias=True, exclude_unset=True) == {"type": "json_schema",
                                                                    "schema": {"type": "object"}}
@@ -276,7 +276,7 @@ def custom_module(tmp_path, monkeypatch):
 
 
 def custom(path: str) -> NamedMetric:
-    return build_metrics([MetricConfig(python=path)], default_field="answer")[0]
+    return build_metrics([parse_metric(python=path)], default_field="answer")[0]
 
 
 def test_custom_metric_return_types(custom_module):
@@ -344,7 +344,7 @@ def test_llm_judge_offline():
     from promptc.lm.offline import OfflineLM
 
     judge = JudgeRunner({"default": OfflineLM()})
-    m = build_metrics([MetricConfig(type="llm_judge", rubric=RUBRIC)], default_field="answer",
+    m = build_metrics([parse_metric(type="llm_judge", rubric=RUBRIC)], default_field="answer",
                       judge=judge)[0]
     assert m.is_async and m.threshold == 0.5
     example = Example({"question": "Capital of France?", "answer": "Paris"}, input_keys=["question"])
@@ -353,7 +353,7 @@ def test_llm_judge_offline():
     assert result.feedback
     assert judge.usage.calls == 1
     with pytest.raises(ValueError, match="needs an LM named 'judge'"):
-        build_metrics([MetricConfig(type="llm_judge", rubric=RUBRIC, lm="judge")],
+        build_metrics([parse_metric(type="llm_judge", rubric=RUBRIC, lm="judge")],
                       default_field="answer", judge=judge)
 
 
@@ -366,7 +366,7 @@ def test_llm_judge_through_fake_server():
                                       "[[ ## completed ## ]]")
         lm = OpenAICompatibleLM("fake-model", base_url=srv.base_url, api_key="sk-x")
         judge = JudgeRunner({"default": OfflineLMStub(), "judge": lm})
-        m = build_metrics([MetricConfig(type="llm_judge", rubric=RUBRIC)], default_field="answer",
+        m = build_metrics([parse_metric(type="llm_judge", rubric=RUBRIC)], default_field="answer",
                           judge=judge)[0]
 
         async def go():

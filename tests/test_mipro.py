@@ -12,9 +12,9 @@ import pytest
 from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.lm.base import LMRequest, LMResponse, Usage
-from promptc.metrics.config import MetricConfig, build_metrics
+from promptc.lm.budget import Budget, budgeted
+from promptc.metrics.config import build_metrics, parse_metric
 from promptc.optimize.base import CompileContext, TrialLog, dumps_state, examples_from_rows
-from promptc.optimize.budget import Budget, budgeted
 from promptc.optimize.mipro import MIPRO, PRESETS
 from promptc.optimize.proposer import clean_proposals, propose_instructions, summarize_dataset
 from promptc.optimize.tpe import CategoricalTPE
@@ -85,7 +85,7 @@ def make_ctx(log: TrialLog | None = None, budget: Budget | None = None, seed: in
     if budget is not None:
         program = program.with_state({}, lms=budgeted(program.lms, budget))
     train, dev, _ = splits()
-    metric = build_metrics([MetricConfig(type="label_accuracy", field="team")], default_field="team")[0]
+    metric = build_metrics([parse_metric(type="label_accuracy", field="team")], default_field="team")[0]
     return CompileContext(program=program, trainset=train, devset=dev, metric=metric, seed=seed,
                           log=log or TrialLog(None))
 
@@ -160,7 +160,7 @@ def test_proposals_are_grounded_cleaned_and_deduplicated() -> None:
     assert sorted(r.sample_index for r in proposals) == [1, 2, 3, 4, 5]
     assert all(r.temperature == 0.7 for r in proposals)
     prompt = proposals[0].messages[-1].content
-    for grounding in (summary, "route (predict): ticket: str -> team:", original, str(train[0]["ticket"])):
+    for grounding in (summary, "route: ticket: str -> team:", original, str(train[0]["ticket"])):
         assert grounding in prompt
     assert clean_proposals("", ["", " x ", "X"]) == ["", "x"]
 

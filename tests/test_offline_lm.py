@@ -9,7 +9,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -235,19 +234,6 @@ def test_deterministic_across_processes() -> None:
         out = subprocess.run([sys.executable, "-c", code], input=json.dumps(messages),
                              capture_output=True, text=True, env=env, check=True)
         assert out.stdout == here
-
-
-def test_sixteen_demos_answer_in_a_few_milliseconds() -> None:
-    demos = intent_examples(2, 4)[:16]
-    msgs = [m.model_dump() for m in ADAPTER.format(INTENT_SIG, inputs={"text": "wire $200 to mom"}, demos=demos)]
-    complete_messages(msgs)
-    runs = 200
-    start = time.perf_counter()
-    for _ in range(runs):
-        complete_messages(msgs)
-    per_call = (time.perf_counter() - start) / runs
-    print(f"offline LM, 16 demos: {per_call * 1000:.3f} ms per call")
-    assert per_call < 0.02  # generous for slow CI; typically well under 2 ms
 
 
 def test_the_lm_layer_does_not_import_core() -> None:

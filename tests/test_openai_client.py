@@ -10,6 +10,7 @@ import pytest
 from promptc.errors import LMConfigError, LMError
 from promptc.lm.base import LMRequest, Message
 from promptc.lm.cache import SQLiteCache
+from promptc.lm.layers import CachedLM
 from promptc.lm.openai_client import OpenAICompatibleLM
 from promptc.testing import Fault
 
@@ -108,7 +109,7 @@ def test_requests_per_minute_limit(fake_server):
 
 def test_cache_keys_samples_apart_and_skips_http(fake_server, tmp_path):
     cache = SQLiteCache(tmp_path / "c.sqlite")
-    lm = make_lm(fake_server, cache=cache, temperature=0.7)
+    lm = CachedLM(make_lm(fake_server, temperature=0.7), cache)
 
     async def go():
         a = await lm.complete(request().model_copy(update={"sample_index": 0}))
@@ -126,8 +127,7 @@ def test_cache_keys_samples_apart_and_skips_http(fake_server, tmp_path):
 
 
 def test_offline_only_turns_a_miss_into_an_error(fake_server, tmp_path):
-    lm = make_lm(fake_server, cache=SQLiteCache(tmp_path / "c.sqlite"))
-    lm.offline_only = True
+    lm = CachedLM(make_lm(fake_server), SQLiteCache(tmp_path / "c.sqlite"), offline_only=True)
     with pytest.raises(LMError, match="cache miss"):
         run(lm.complete(request()))
     assert fake_server.request_count == 0

@@ -80,7 +80,7 @@ program:
 
 def test_branch_outputs_flow_and_bad_references_are_located():
     program = load_text(FLOW).program
-    assert str(program.resolved[-1]["reply"]) == "route.reply"
+    assert str(program.bindings(program.steps[-1].name)["reply"]) == "route.reply"
     with pytest.raises(SpecError) as info:
         load_text(FLOW.replace("route.reply", "billing.reply"), file="f.yaml")
     assert "f.yaml:22:" in str(info.value) and "read before it can exist" in str(info.value)
@@ -219,8 +219,10 @@ def test_python_module_program_runs_compiles_and_exports(tmp_path):
     compiled = run_cli("compile", str(spec), "--train", str(data), "--dev", str(data), "--out", str(build),
                        "--optimizer", "labeled_few_shot", cwd=tmp_path)
     assert compiled.returncode == 0, compiled.stderr
-    steps = json.loads((build / "program.json").read_text())["steps"]
-    assert {s["name"] for s in steps} == {"classify", "respond"} and steps[0]["demos"]
+    artifact = json.loads((build / "program.json").read_text())
+    assert {s["name"] for s in artifact["steps"]} == {"classify", "respond"}
+    assert {p["name"] for p in artifact["predictors"]} == {"classify", "respond"}
+    assert artifact["predictors"][0]["demos"]
     again = run_cli("run", "--program", str(build), "-i", str(data), "-o", str(tmp_path / "o2.jsonl"), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     exported = run_cli("export", str(build), "--format", "markdown", "--out", str(tmp_path / "md"), cwd=tmp_path)
@@ -237,7 +239,7 @@ def test_python_api_module_in_process():
         async def forward(self, question):
             return await self.answer(question=question)
 
-    from promptc.core.module_api import ModuleProgram
+    from promptc.core.module_program import ModuleProgram
 
     program = ModuleProgram(Echo(), lms={"default": promptc.OfflineLM()})
     prediction = program(question="What is the capital of Velmora?")
@@ -299,9 +301,9 @@ def test_best_of_n_and_refine_from_a_spec(tmp_path, fake_server):
     assert rows(out)[0]["answer"] == "now a longer answer here" and fake_server.request_count == 2
     assert "feedback" in json.dumps(fake_server.requests[1].body["messages"])
 
-    with pytest.raises(SpecError, match="needs `reward:`"):
+    with pytest.raises(SpecError, match="module 'best_of_n' needs 'reward' \\(a metric that scores"):
         load_text(SAMPLING % (fake_server.base_url, "best_of_n", "n: 2"))
-    with pytest.raises(SpecError, match="`tools` does not apply to module 'best_of_n'"):
+    with pytest.raises(SpecError, match="option 'tools' does not apply to module 'best_of_n' \\(it is for react\\)"):
         load_text(SAMPLING % (fake_server.base_url, "best_of_n", "tools: [x]"))
 
 

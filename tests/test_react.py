@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from promptc.core.modules import CallContext
-from promptc.core.program import Program, Step, StepState
+from promptc.core.graph import Step
+from promptc.core.graph_program import GraphProgram
+from promptc.core.module import CallContext
+from promptc.core.program import PredictorState
 from promptc.core.react import ReAct
 from promptc.core.signature import Signature
 from promptc.core.tools import (
@@ -123,8 +125,8 @@ def test_tool_calls_are_made_traced_and_finish_ends_the_loop(fake_server):
         "[1] The Eiffel Tower was built in 1889.\n[2] It is in Paris.")
     assert tool_steps[1].outputs == {"observation": "1889"} and tool_steps[1].error is None
     assert [s.step for s in trace.steps] == [
-        "agent.loop", "agent.search", "agent.loop", "agent.add", "agent.loop", "agent.extract", "agent"]
-    assert [s.iteration for s in trace.for_step("agent.loop")] == [0, 1, 2]
+        "agent.react", "agent.search", "agent.react", "agent.add", "agent.react", "agent.extract", "agent"]
+    assert [s.iteration for s in trace.for_step("agent.react")] == [0, 1, 2]
     assert trace.steps[-1].module == "react" and trace.steps[-1].outputs == out
     assert trace.usage.calls == 4
 
@@ -146,7 +148,7 @@ def test_max_iters_caps_the_loop(fake_server):
     module = ReAct(SIG, tools=["search"], max_iters=3, name="agent")
     out, trace = run_module(module, {"question": "q"}, fake_lm(fake_server), tools_for(retriever))
     assert out["year"] == 1889
-    assert len(retriever.queries) == 3 and len(trace.for_step("agent.loop")) == 3
+    assert len(retriever.queries) == 3 and len(trace.for_step("agent.react")) == 3
     assert len(fake_server.requests) == 4
 
 
@@ -188,7 +190,7 @@ def test_unreadable_turn_ends_the_loop_and_extracts(fake_server):
     module = ReAct(SIG, tools=["add"], name="agent")
     out, trace = run_module(module, {"question": "q"}, fake_lm(fake_server), tools_for(FakeRetriever()))
     assert out["answer"] == "Paris"
-    loop = trace.for_step("agent.loop")
+    loop = trace.for_step("agent.react")
     assert len(loop) == 1 and loop[0].attempts == 2 and loop[0].error
 
 
@@ -201,16 +203,20 @@ def test_offline_lm_runs_to_completion():
 
 
 def test_compiled_state_reaches_the_loop_and_the_extract_step(fake_server):
-    program = Program([Step(ReAct(SIG, tools=["add"], name="agent"), {})])
+    program = GraphProgram([Step(ReAct(SIG, tools=["add"], name="agent"), {})])
+    assert [name for name, _ in program.named_predictors()] == ["agent.react", "agent.extract"]
     demo = {"question": "When did WW2 end?", "answer": "Europe", "year": 1945}
-    tuned = program.with_state({"agent": StepState(instructions="Be terse.", demos=[demo])})
+    tuned = program.with_state({"agent.react": PredictorState(instructions="Be terse."),
+                                "agent.extract": PredictorState(instructions="Answer fully.", demos=[demo])})
     module = tuned.steps[0].module
-    assert isinstance(module, ReAct) and program.steps[0].module.demos == []
+    assert isinstance(module, ReAct) and program.predictor("agent.extract").demos == []
     fake_server.queue([turn("Done.", "finish", {}), EXTRACT])
     run_module(module, {"question": "q"}, fake_lm(fake_server), tools_for(FakeRetriever()))
     loop_msgs, extract_msgs = (r.body["messages"] for r in fake_server.requests)
     assert loop_msgs[0]["content"].count("Be terse.") == 1 and len(loop_msgs) == 2  # no demos
-    assert "Be terse." in extract_msgs[0]["content"] and "When did WW2 end?" in extract_msgs[1]["content"]
+    assert "Answer fully." not in loop_msgs[0]["content"]
+    assert "Answer fully." in extract_msgs[0]["content"] and "Be terse." not in extract_msgs[0]["content"]
+    assert "When did WW2 end?" in extract_msgs[1]["content"]
     # A dry run renders the first turn without any tool configured.
     rendered = module.render({"question": "{question}"})
     assert "(1) add: (described when the program runs)" in rendered[0].content
@@ -237,3 +243,38 @@ def test_tool_from_import_path_and_retriever():
     search = tool_from_retriever(retriever, name="search", k=1)
     assert search.description == "Search wiki and return the top 1 passages for a query."
     assert asyncio.run(search.invoke({"query": "x"})).observation == "[1] The Eiffel Tower was built in 1889."
+
+
+def test_bootstrap_makes_demos_for_the_loop_and_the_extract_call(fake_server):
+    from promptc.core.example import Example
+    from promptc.metrics.config import build_metrics, parse_metric
+    from promptc.optimize.bootstrap import bootstrap, combine
+
+    def responder(body):
+        prompt = body["messages"][-1]["content"]
+        if "next_thought" in body["messages"][0]["content"] and "Step 1" not in prompt:
+            return turn("Look it up.", "search", {"query": "Eiffel Tower"})
+        if "next_thought" in body["messages"][0]["content"]:
+            return turn("I know enough.", "finish", {})
+        return EXTRACT
+
+    fake_server.responder = responder
+    program = GraphProgram([Step(ReAct(SIG, tools=["search"], name="agent"), {})],
+                           lms={"default": fake_lm(fake_server)}, tools=tools_for(FakeRetriever()))
+    metric = build_metrics([parse_metric(type="exact_match", field="answer")], default_field="answer")[0]
+    train = [Example({"question": f"Where is it? ({i})", "answer": "Paris", "year": 1889},
+                     input_keys=["question"]) for i in range(3)]
+
+    async def go():
+        try:
+            return await bootstrap(program, train, metric, max_demos=2)
+        finally:
+            await program.aclose()
+
+    boot = asyncio.run(go())
+    state = combine(program, boot, train, max_bootstrapped=2, max_labeled=0)
+    loop, extract = state["agent.react"].demos, state["agent.extract"].demos
+    # Each successful run gives the loop one demo per turn: the trajectory so far and the choice made.
+    assert [d["next_tool_name"] for d in loop] == ["search", "finish"]
+    assert "Step 1" in loop[1]["trajectory"] and loop[0]["trajectory"].startswith("(empty")
+    assert len(extract) == 2 and all(d["answer"] == "Paris" and d["reasoning"] for d in extract)

@@ -11,16 +11,16 @@ from html.parser import HTMLParser
 import pytest
 
 from promptc.errors import UsageError
-from promptc.evaluate.html_report import histogram_svg, render_html
-from promptc.evaluate.junit import junit_classname, write_junit
-from promptc.evaluate.records import (
+from promptc.evaluation.html_report import histogram_svg, render_html
+from promptc.evaluation.junit import junit_classname, write_junit
+from promptc.evaluation.records import (
     Comparison,
     EvalRecord,
     EvalReport,
     EvalSummary,
     MetricSummary,
 )
-from promptc.evaluate.reports import (
+from promptc.evaluation.reports import (
     append_github_summary,
     load_report,
     markdown_summary,

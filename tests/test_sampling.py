@@ -7,12 +7,15 @@ import itertools
 
 import pytest
 
-from promptc.core.modules import CallContext
-from promptc.core.program import Program, Step, StepState
+from promptc.core.graph import Step
+from promptc.core.graph_program import GraphProgram
+from promptc.core.module import CallContext
+from promptc.core.program import PredictorState
 from promptc.core.sampling import BestOfN, MultiChainComparison, Refine
 from promptc.core.signature import Signature
 from promptc.errors import ParseError
 from promptc.lm.cache import SQLiteCache
+from promptc.lm.layers import CachedLM
 from promptc.lm.offline import OfflineLM
 from promptc.lm.openai_client import OpenAICompatibleLM
 from promptc.metrics.base import MetricResult
@@ -35,8 +38,9 @@ async def by_tenths(inputs, outputs) -> MetricResult:
     return MetricResult(score=min(outputs["answer"], 10) / 10, feedback=f"{outputs['answer']} is too low")
 
 
-def fake_lm(server, **kw) -> OpenAICompatibleLM:
-    return OpenAICompatibleLM("fake-model", base_url=server.base_url, api_key=TEST_KEY, **kw)
+def fake_lm(server, cache=None, **kw):
+    lm = OpenAICompatibleLM("fake-model", base_url=server.base_url, api_key=TEST_KEY, **kw)
+    return lm if cache is None else CachedLM(lm, cache)
 
 
 def run_module(module, inputs, lm, **ctx_kw):
@@ -154,7 +158,7 @@ def test_multi_chain_comparison_makes_m_plus_one_calls(fake_server):
     assert [(s.step, s.iteration) for s in trace.steps] == [
         ("solve.sample", 0), ("solve.sample", 1), ("solve.sample", 2), ("solve.compare", None),
         ("solve", None)]
-    assert [f.name for f in module.prompt_signature.outputs] == ["rationale", "answer"]
+    assert [f.name for f in module.produces.outputs] == ["rationale", "answer"]
 
 
 def test_offline_lm_runs_every_sampler_and_compiled_state_survives():
@@ -162,11 +166,15 @@ def test_offline_lm_runs_every_sampler_and_compiled_state_survives():
     for module in (BestOfN(SIG, n=2, reward=by_tenths, name="solve"),
                    Refine(SIG, n=2, reward=by_tenths, threshold=0.9, name="solve"),
                    MultiChainComparison(SIG, m=2, name="solve")):
-        program = Program([Step(module, {})], lms={"default": OfflineLM()})
-        tuned = program.with_state({"solve": StepState(instructions="Be exact.", demos=[demo])})
+        program = GraphProgram([Step(module, {})], lms={"default": OfflineLM()})
+        names = [name for name, _ in program.named_predictors()]
+        assert names == {"best_of_n": ["solve"], "refine": ["solve.attempt", "solve.revise"],
+                         "multi_chain_comparison": ["solve.sample", "solve.compare"]}[module.kind]
+        tuned = program.with_state({name: PredictorState(instructions="Be exact.", demos=[demo]) for name in names})
         prediction = asyncio.run(tuned.acall({"question": "What is 3 + 2?"}))
         assert isinstance(prediction["answer"], int)
         first = prediction.trace.steps[0].messages
         assert "Be exact." in first[0].content and "What is 2 + 2?" in first[1].content
-        assert module.demos == [] and module.signature.instructions == "Answer with a number."
+        assert all(p.demos == [] for p in module.predictors())
+        assert module.signature.instructions == "Answer with a number."
         assert prediction.trace.steps[-1].step == "solve"

@@ -68,8 +68,8 @@ def test_type_mismatched_flow_is_caught_at_load():
 def test_flow_that_fits_loads_and_binds_by_name():
     ok = FLOW.replace("context: str", "context: list[str]")
     program = load_text(ok).program
-    assert str(program.resolved[1]["context"]) == "search.passages"
-    assert str(program.resolved[1]["question"]) == "input.question"
+    assert str(program.bindings(program.steps[1].name)["context"]) == "search.passages"
+    assert str(program.bindings(program.steps[1].name)["question"]) == "input.question"
 
 
 @pytest.mark.parametrize("ref,message", [

@@ -368,3 +368,53 @@ def test_control_character_is_located() -> None:
 def test_bad_explicit_scalar_tag() -> None:
     with pytest.raises(SpecError, match=r"^<string>:1:4: a: cannot read 'abc' as !!int"):
         load_yaml_text("a: !!int abc\n")
+
+
+# --- discriminated unions: steps by `module`, metrics by `type`, checks by `check` ------------
+
+
+def test_option_of_another_module_is_located_at_its_key(tmp_path: Path) -> None:
+    text = replace(EXAMPLE, "    signature: solve\n", "    signature: solve\n    n: 3\n")
+    err = load_error(write(tmp_path, text))
+    loc, msg = only(err)
+    assert (loc.line, loc.column, loc.path) == (20, 5, "program[0].n")
+    assert msg == "option 'n' does not apply to module 'chain_of_thought' (it is for best_of_n, refine)"
+    assert "spec.yaml:20:5: program[0].n: option 'n'" in str(err)
+
+
+def test_missing_option_of_a_module_names_the_module(tmp_path: Path) -> None:
+    text = replace(EXAMPLE, "module: chain_of_thought", "module: refine")
+    loc, msg = only(load_error(write(tmp_path, text)))
+    assert (loc.line, loc.column, loc.path) == (17, 5, "program[0]")
+    assert msg.startswith("module 'refine' needs 'reward' (a metric")
+
+
+def test_nested_union_errors_strip_every_tag(tmp_path: Path) -> None:
+    text = replace(EXAMPLE, "module: chain_of_thought",
+                   "module: best_of_n\n    reward: {type: exact_match, limit: 3}\n"
+                   "    assert: [{check: regex, pattern: x, values: [a]}]")
+    err = load_error(write(tmp_path, text))
+    assert [(p.path, m) for p, m in err.problems] == [
+        ("program[0].reward.limit",
+         "option 'limit' does not apply to metric type 'exact_match' (it is for max_words, "
+         "max_chars, min_words)"),
+        ("program[0].assert[0].values",
+         "option 'values' does not apply to check 'regex' (it is for one_of)"),
+    ]
+
+
+def test_module_left_out_is_predict_and_round_trips(tmp_path: Path) -> None:
+    text = replace(EXAMPLE, "    module: chain_of_thought\n", "")
+    doc, _ = load_document(write(tmp_path, text), {})
+    step = doc.program[0]
+    assert step.module == "predict"
+    dumped = doc.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    assert "module" not in dumped["program"][0]
+    assert SpecDocument.model_validate(dumped) == doc
+
+
+def test_metric_union_problems_are_one_message(tmp_path: Path) -> None:
+    text = EXAMPLE + "metric: [{type: exact_match}, {type: exact_match, python: m:f}]\n"
+    loc, msg = only(load_error(write(tmp_path, text)))
+    assert loc.path == "metric[1]"
+    assert msg.startswith("a metric needs exactly one of 'type'")

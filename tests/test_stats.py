@@ -1,4 +1,4 @@
-"""Tests for promptc.evaluate.stats against published or hand-computed values (no scipy)."""
+"""Tests for promptc.evaluation.stats against published or hand-computed values (no scipy)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from promptc.evaluate.stats import (
+from promptc.evaluation.stats import (
     Interval,
     PairedComparison,
     compare,
@@ -272,13 +272,6 @@ def test_bootstrap_is_deterministic_by_seed() -> None:
     first = paired_bootstrap(base, cand, resamples=2000, seed=42)
     assert paired_bootstrap(base, cand, resamples=2000, seed=42) == first
     assert paired_bootstrap(base, cand, resamples=2000, seed=43) != first
-
-
-def test_bootstrap_runtime() -> None:
-    base, cand = _noisy(1000, 0.0, seed=5)
-    start = time.perf_counter()
-    paired_bootstrap(base, cand, resamples=10_000)
-    assert time.perf_counter() - start < 2.0
 
 
 def test_bootstrap_edge_cases() -> None:

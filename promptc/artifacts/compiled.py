@@ -2,8 +2,8 @@
 
     OUT/program.json        the artifact (see program_file.py)
     OUT/trials.jsonl        every candidate tried, with its score (written during compile)
-    OUT/prompts/STEP.md     each step's final prompt, with {placeholders} for inputs
-    OUT/traces.jsonl        successful teacher runs, one row per step call (for finetune export)
+    OUT/prompts/NAME.md     each predictor's final prompt, with {placeholders} for inputs
+    OUT/traces.jsonl        successful teacher runs, one row per LM call (for finetune export)
 """
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from promptc.artifacts.program_file import ProgramArtifact
+from promptc.core.program import Program
 from promptc.core.trace import Trace
 
 
-def step_prompt_markdown(artifact: ProgramArtifact, step_name: str) -> str:
-    """One step's messages as Markdown, inputs shown as {name}."""
-    program = artifact.build({})
-    module = program.step(step_name).module
-    placeholders = {f.name: "{" + f.name + "}" for f in module.prompt_signature.inputs}
-    lines = [f"# Step `{step_name}` ({module.kind})", "",
-             f"Signature: `{module.prompt_signature.render()}`", "",
-             f"{len(module.demos)} demo(s). Inputs appear as {{name}} placeholders.", ""]
-    for message in module.render(placeholders, program.adapter):
+def prompt_markdown(program: Program, name: str) -> str:
+    """One predictor's messages as Markdown, inputs shown as {name}."""
+    predictor = program.predictor(name)
+    step = program.step_of(name)
+    placeholders = {f.name: "{" + f.name + "}" for f in predictor.signature.inputs}
+    lines = [f"# Step `{name}` ({step.module.kind})", "",
+             f"Signature: `{predictor.signature.render()}`", "",
+             f"{len(predictor.demos)} demo(s). Inputs appear as {{name}} placeholders.", ""]
+    shown = step.module.shown_signature_of(predictor)
+    for message in predictor.render(placeholders, program.adapter, shown=shown):
         lines += [f"## {message.role}", "", "````text", message.content, "````", ""]
     return "\n".join(lines)
 
@@ -37,11 +39,13 @@ def write_compiled(out: Path, artifact: ProgramArtifact, *, traces: Iterable[Tra
     prompts.mkdir(exist_ok=True)
     for old in prompts.glob("*.md"):
         old.unlink()
-    for step in artifact.steps:
-        (prompts / f"{step.name}.md").write_text(step_prompt_markdown(artifact, step.name), encoding="utf-8")
+    program = artifact.build({})
+    for name, _ in program.named_predictors():
+        (prompts / f"{name}.md").write_text(prompt_markdown(program, name), encoding="utf-8")
     with open(out / "traces.jsonl", "w", encoding="utf-8") as fh:
         for trace in traces:
             for s in trace.steps:
-                fh.write(json.dumps({"step": s.step, "inputs": s.inputs, "outputs": s.outputs},
-                                    ensure_ascii=False, sort_keys=True) + "\n")
+                if s.predictor and s.error is None and not s.rejected:
+                    fh.write(json.dumps({"step": s.predictor, "inputs": s.inputs, "outputs": s.outputs},
+                                        ensure_ascii=False, sort_keys=True) + "\n")
     return path

@@ -74,14 +74,14 @@ def export_report(artifact: ProgramArtifact, fmt: str, out_dir: Path, *,
     skipped = [s.name for s in artifact.steps if s.name not in {t.step.name for t in templates}]
     if skipped:
         report.notes.append(f"no prompt to export for {', '.join(skipped)} (retrieval steps call no LM)")
-    stems = _file_stems([t.step.name for t in templates])
+    stems = _file_stems([t.name for t in templates])
     writer(artifact, templates, stems, out_dir, report, traces)
     manifest: dict[str, Any] = {
         "format": fmt,
         "name": artifact.name,
         "promptc_version": __version__,
         "artifact_promptc_version": artifact.promptc_version,
-        "steps": [t.step.name for t in templates],
+        "steps": [t.name for t in templates],
         "files": [p.relative_to(out_dir).as_posix() for p in report.files],
         "notes": report.notes,
     }
@@ -120,29 +120,29 @@ Writer = Callable[..., None]
 def _write_openai(artifact: ProgramArtifact, templates: list[StepTemplate], stems: dict[str, str],
                   out: Path, report: ExportReport, traces: Sequence[dict[str, Any]] | None) -> None:
     for t in templates:
-        doc: dict[str, Any] = {"step": t.step.name, "module": t.step.module}
+        doc: dict[str, Any] = {"step": t.name, "module": t.step.module}
         if t.model:
             doc["model"] = t.model
         doc.update(t.fields)
         doc["messages"] = [{"role": m.role, "content": python_template(m.segments)} for m in t.messages]
         doc["response_format"] = t.response_format
         doc["value_format"] = VALUE_FORMAT
-        report.files.append(_write_json(out / f"{stems[t.step.name]}.json", doc))
+        report.files.append(_write_json(out / f"{stems[t.name]}.json", doc))
     report.files.append(_write(out / "README.md", openai_readme(artifact, templates, stems)))
 
 
 def _write_markdown(artifact: ProgramArtifact, templates: list[StepTemplate], stems: dict[str, str],
                     out: Path, report: ExportReport, traces: Sequence[dict[str, Any]] | None) -> None:
     for t in templates:
-        report.files.append(_write(out / f"{stems[t.step.name]}.md", step_markdown(t)))
+        report.files.append(_write(out / f"{stems[t.name]}.md", step_markdown(t)))
     report.files.append(_write(out / "README.md", markdown_index(artifact, templates, stems)))
 
 
 def _write_jinja(artifact: ProgramArtifact, templates: list[StepTemplate], stems: dict[str, str],
                  out: Path, report: ExportReport, traces: Sequence[dict[str, Any]] | None) -> None:
     for t in templates:
-        stem = stems[t.step.name]
-        doc: dict[str, Any] = {"step": t.step.name, "module": t.step.module}
+        stem = stems[t.name]
+        doc: dict[str, Any] = {"step": t.name, "module": t.step.module}
         if t.model:
             doc["model"] = t.model
         doc.update(t.fields)
@@ -157,7 +157,7 @@ def _write_jinja(artifact: ProgramArtifact, templates: list[StepTemplate], stems
 def _write_finetune(artifact: ProgramArtifact, templates: list[StepTemplate], stems: dict[str, str],
                     out: Path, report: ExportReport, traces: Sequence[dict[str, Any]] | None) -> None:
     adapter = ChatAdapter()
-    by_step: dict[str, list[Any]] = {t.step.name: [] for t in templates}
+    by_step: dict[str, list[Any]] = {t.name: [] for t in templates}
     from_traces = bool(traces)
     if from_traces:
         stray: dict[str, int] = {}
@@ -172,16 +172,16 @@ def _write_finetune(artifact: ProgramArtifact, templates: list[StepTemplate], st
                                 + ", ".join(sorted(stray)))
     else:
         for t in templates:
-            outs = set(t.module.prompt_signature.output_names)
-            by_step[t.step.name] = [({k: v for k, v in d.items() if k not in outs},
-                                     {k: v for k, v in d.items() if k in outs}) for d in t.step.demos]
+            outs = set(t.module.signature.output_names)
+            by_step[t.name] = [({k: v for k, v in d.items() if k not in outs},
+                                     {k: v for k, v in d.items() if k in outs}) for d in t.module.demos]
     for t in templates:
-        lines = _finetune_rows(t, by_step[t.step.name], adapter, report)
+        lines = _finetune_rows(t, by_step[t.name], adapter, report)
         if not lines:
-            report.notes.append(f"{t.step.name}: no training rows (no "
+            report.notes.append(f"{t.name}: no training rows (no "
                                 + ("traces" if from_traces else "demos") + " for this step)")
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines)
-        report.files.append(_write(out / f"{stems[t.step.name]}.jsonl", text))
+        report.files.append(_write(out / f"{stems[t.name]}.jsonl", text))
     report.files.append(_write(out / "README.md",
                                finetune_readme(artifact, templates, stems, report.rows, report.notes,
                                                from_traces)))
@@ -189,8 +189,8 @@ def _write_finetune(artifact: ProgramArtifact, templates: list[StepTemplate], st
 
 def _finetune_rows(t: StepTemplate, pairs: list[Any], adapter: ChatAdapter,
                    report: ExportReport) -> list[dict[str, Any]]:
-    sig = t.module.prompt_signature
-    required = t.step.signature.input_names + t.step.signature.output_names
+    sig = t.module.signature
+    required = sig.input_names + [n for n in sig.output_names if n not in t.module.optional_outputs]
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     skipped, duplicates, no_reasoning = 0, 0, 0
@@ -206,12 +206,12 @@ def _finetune_rows(t: StepTemplate, pairs: list[Any], adapter: ChatAdapter,
             skipped += 1
             missing_names.update(missing)
             continue
-        if t.step.module == "chain_of_thought" and "reasoning" not in values:
+        if "reasoning" in t.module.optional_outputs and "reasoning" not in values:
             no_reasoning += 1
         # The demo turn of a one-demo render is exactly "these inputs, and this reply".
         system, _, assistant, user = adapter.format(
             sig, inputs={n: values[n] for n in sig.input_names}, demos=[values],
-            json_mode=t.step.json_mode)
+            json_mode=t.module.json_mode)
         row = {"messages": [m.model_dump() for m in (system, user, assistant)]}
         key = json.dumps(row, sort_keys=True, ensure_ascii=False)
         if key in seen:
@@ -219,7 +219,7 @@ def _finetune_rows(t: StepTemplate, pairs: list[Any], adapter: ChatAdapter,
             continue
         seen.add(key)
         rows.append(row)
-    name = t.step.name
+    name = t.name
     report.rows[name], report.skipped[name] = len(rows), skipped
     if skipped:
         report.notes.append(f"{name}: skipped {skipped} row(s) missing a required field "

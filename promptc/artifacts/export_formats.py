@@ -1,4 +1,4 @@
-"""Message templates for export: each step's messages split into literal text and input slots.
+"""Message templates for export: each LM call's messages split into literal text and input slots.
 
 promptc's own adapter renders the messages (with a unique sentinel as each input's value), so
 the text of an export can never drift from what promptc sends; the sentinels are then cut out
@@ -20,7 +20,8 @@ from typing import Any
 from promptc import __version__
 from promptc.artifacts.program_file import ProgramArtifact, StepArtifact
 from promptc.core.adapter import ChatAdapter
-from promptc.core.modules import MODULES, Predict
+from promptc.core.module import predictors_under
+from promptc.core.modules import Predict
 
 VALUE_FORMAT = (
     "Each placeholder stands for the whole input value, formatted as promptc does "
@@ -51,8 +52,13 @@ class MessageTemplate:
 
 @dataclass
 class StepTemplate:
-    """A step's full chat template plus what a caller needs to fill and send it."""
+    """One predictor's full chat template plus what a caller needs to fill and send it.
 
+    `name` is the predictor's (the step's own name when the step makes one kind of LM
+    call; `STEP.react`, `STEP.extract`, ... inside composite steps).
+    """
+
+    name: str
     step: StepArtifact
     module: Predict
     model: str | None
@@ -62,7 +68,7 @@ class StepTemplate:
     @property
     def fields(self) -> dict[str, list[dict[str, Any]]]:
         """Input and output field descriptions as the LM sees them (CoT includes reasoning)."""
-        sig = self.module.prompt_signature
+        sig = self.module.signature
 
         def describe(f: Any, source: str | None = None) -> dict[str, Any]:
             out = {"name": f.name, "type": f.type.display(), "desc": f.desc,
@@ -75,38 +81,32 @@ class StepTemplate:
                 "outputs": [describe(f) for f in sig.outputs]}
 
 
-def build_module(step: StepArtifact) -> Predict:
-    """The module promptc would run for this step."""
-    return MODULES[step.module](step.signature, name=step.name, demos=step.demos, lm=step.lm,
-                                json_mode=step.json_mode)
-
-
 def step_templates(artifact: ProgramArtifact, adapter: ChatAdapter | None = None) -> list[StepTemplate]:
-    """Every LM step's chat template, in program order (retrieve steps send no messages)."""
+    """Every predictor's chat template, in program order (retrieve steps send no messages)."""
     adapter = adapter or ChatAdapter()
-    # With the spec kept in the artifact, build the real modules (react, best_of_n, ...).
-    built = ({s.name: s.module for s in artifact.build({}).steps} if artifact.spec is not None else {})
+    program = artifact.build({})
+    by_name = {s.name: s for s in artifact.steps}
     out = []
-    for step in artifact.steps:
-        module = built.get(step.name) or build_module(step)
-        if module.kind == "retrieve":
-            continue
-        lm = artifact.lms.get(step.lm or "default")
-        response_format = adapter.response_format(module.prompt_signature) if step.json_mode else None
-        out.append(StepTemplate(step=step, module=module, model=lm.model if lm else None,
-                                messages=_message_templates(module, adapter),
-                                response_format=response_format))
+    for step in program.steps:
+        declared = by_name[step.name]
+        lm = artifact.lms.get(declared.lm or "default")
+        for name, predictor in predictors_under(step.module, step.name):
+            response_format = adapter.response_format(predictor.signature) if predictor.json_mode else None
+            shown = step.module.shown_signature_of(predictor)
+            out.append(StepTemplate(name=name, step=declared, module=predictor, model=lm.model if lm else None,
+                                    messages=_message_templates(predictor, adapter, shown),
+                                    response_format=response_format))
     return out
 
 
-def _message_templates(module: Predict, adapter: ChatAdapter) -> list[MessageTemplate]:
-    names = module.prompt_signature.input_names
+def _message_templates(module: Predict, adapter: ChatAdapter, shown: Any = None) -> list[MessageTemplate]:
+    names = module.signature.input_names
     for _ in range(8):
         # A random token per attempt: demos or instructions can hold any text, but not a
         # 128-bit value chosen after they were written. Checked anyway, and retried.
         token = uuid.uuid4().hex
         sentinels = {f"\u27e6{token}:{i}\u27e7": name for i, name in enumerate(names)}
-        messages = module.render({name: s for s, name in sentinels.items()}, adapter)
+        messages = module.render({name: s for s, name in sentinels.items()}, adapter, shown=shown)
         *head, last = messages
         if (all(token not in m.content for m in head)
                 and last.content.count(token) == len(names)
@@ -153,7 +153,7 @@ def jinja_template(segments: list[Segment]) -> str:
 
 def jinja_chat_template(template: StepTemplate) -> str:
     """One Jinja2 file that renders the whole conversation as a JSON list of messages."""
-    lines = [f"{{#- promptc chat template for step '{template.step.name}'. Render with jinja2 "
+    lines = [f"{{#- promptc chat template for step '{template.name}'. Render with jinja2 "
              "(autoescape off), passing each input formatted as promptc does; the output is a "
              "JSON list of {role, content} messages. -#}"]
     for i, m in enumerate(template.messages):
@@ -213,15 +213,15 @@ def _head(artifact: ProgramArtifact, templates: list[StepTemplate], stems: dict[
              f"promptc {artifact.promptc_version}. Files are listed in `manifest.json`.", "",
              "| step | module | file | model | signature |", "|---|---|---|---|---|"]
     for t in templates:
-        lines.append(f"| {_cell(t.step.name)} | {t.step.module} | [{stems[t.step.name]}{ext}]"
-                     f"({stems[t.step.name]}{ext}) | {_cell(t.model or '')} | "
-                     f"`{_cell(t.module.prompt_signature.render())}` |")
+        lines.append(f"| {_cell(t.name)} | {t.step.module} | [{stems[t.name]}{ext}]"
+                     f"({stems[t.name]}{ext}) | {_cell(t.model or '')} | "
+                     f"`{_cell(t.module.signature.render())}` |")
     return [*lines, ""]
 
 
 def openai_readme(artifact: ProgramArtifact, templates: list[StepTemplate], stems: dict[str, str]) -> str:
     """README.md of the openai-messages format."""
-    example = stems[templates[0].step.name] if templates else "STEP"
+    example = stems[templates[0].name] if templates else "STEP"
     body = f"""## Step files
 
 Each `STEP.json` holds `messages` (the full chat: system prompt, demo turns, final user
@@ -251,7 +251,7 @@ messages = [{{"role": m["role"], "content": m["content"].format(**values)}}
 
 def jinja_readme(artifact: ProgramArtifact, templates: list[StepTemplate], stems: dict[str, str]) -> str:
     """README.md of the jinja format."""
-    example = stems[templates[0].step.name] if templates else "STEP"
+    example = stems[templates[0].name] if templates else "STEP"
     body = f"""## Step files
 
 - `STEP.messages.json`: like the openai-messages export (`inputs`, `outputs`,
@@ -303,7 +303,7 @@ def finetune_readme(artifact: ProgramArtifact, templates: list[StepTemplate], st
               "The prompts carry no demos: a fine-tuned model is then called with the same system "
               "prompt and user message, without few-shot turns.", "",
               "| step | rows |", "|---|---|"]
-    lines += [f"| {_cell(t.step.name)} | {rows.get(t.step.name, 0)} |" for t in templates]
+    lines += [f"| {_cell(t.name)} | {rows.get(t.name, 0)} |" for t in templates]
     if notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
@@ -319,26 +319,27 @@ def markdown_index(artifact: ProgramArtifact, templates: list[StepTemplate], ste
 
 def step_markdown(t: StepTemplate) -> str:
     """One step, readable: signature, instructions, demos, and its messages as a template."""
-    sig = t.module.prompt_signature
-    cot = " (adds a `reasoning` output)" if t.step.module == "chain_of_thought" else ""
-    lines = [f"# Step `{t.step.name}`", "", f"- Module: `{t.step.module}`{cot}"]
+    sig = t.module.signature
+    cot = " (adds a `reasoning` output)" if "reasoning" in sig.output_names and not \
+        t.step.signature.output("reasoning") else ""
+    lines = [f"# Step `{t.name}`", "", f"- Module: `{t.step.module}`{cot}"]
     if t.model:
         lines.append(f"- Model: `{t.model}` (LM `{t.step.lm or 'default'}`)")
-    lines += [f"- JSON mode: {'yes' if t.step.json_mode else 'no'}",
+    lines += [f"- JSON mode: {'yes' if t.module.json_mode else 'no'}",
               f"- Signature: `{sig.render()}`", "", "## Inputs", "",
               "| name | type | from | description |", "|---|---|---|---|"]
     lines += [f"| {f.name} | `{_cell(f.type.display())}` | {_cell(t.step.bindings.get(f.name, ''))} "
               f"| {_cell(f.desc)} |" for f in sig.inputs]
     lines += ["", "## Outputs", "", "| name | type | description |", "|---|---|---|"]
     lines += [f"| {f.name} | `{_cell(f.type.display())}` | {_cell(f.desc)} |" for f in sig.outputs]
-    instructions = t.step.signature.instructions.strip()
+    instructions = t.module.signature.instructions.strip()
     lines += ["", "## Instructions", ""]
     lines += [*_fenced(instructions, "text")] if instructions else [
         "(none: promptc asks for the outputs given the inputs)"]
-    lines += ["", f"## Demos ({len(t.step.demos)})", ""]
-    if not t.step.demos:
+    lines += ["", f"## Demos ({len(t.module.demos)})", ""]
+    if not t.module.demos:
         lines += ["(none)", ""]
-    for i, demo in enumerate(t.step.demos, 1):
+    for i, demo in enumerate(t.module.demos, 1):
         lines += [f"### Demo {i}", "", *_fenced(json.dumps(demo, indent=2, ensure_ascii=False), "json"), ""]
     lines += ["## Messages", "",
               "What promptc sends, with each input shown as `{name}` (its formatted value); other "

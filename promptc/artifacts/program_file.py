@@ -1,8 +1,10 @@
 """The program artifact (`program.json`): a self-contained, versioned program graph.
 
-It holds every step with its typed signature, bindings, instructions and demos, the LM
-configurations (names of key variables, never keys) and provenance, so a program can be
-rebuilt from it alone. `compile` writes it; `run --program` reads it.
+It holds every step with its typed signature and bindings, every predictor (each distinct
+LM call: a step's own, or one inside a composite step such as `agent.react`) with its
+tuned instructions and demos, the LM configurations (names of key variables, never keys)
+and provenance, so a program can be rebuilt from it alone. `compile` writes it;
+`run --program` and `promptc.load_program` read it.
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, Field, ValidationError, field_serializer
 
 from promptc import __version__
+from promptc.core.graph import Ref, Step
+from promptc.core.graph_program import GraphProgram
 from promptc.core.modules import MODULES
-from promptc.core.program import Program, Ref, Step, StepState
+from promptc.core.program import PredictorState, Program
 from promptc.core.signature import Signature
 from promptc.errors import UsageError
 from promptc.lm.base import LM, Price
 from promptc.metrics.config import MetricConfig
 from promptc.spec.models import LMConfig
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 FILE_NAME = "program.json"
 
 
 class StepArtifact(BaseModel):
-    """One step: module kind, full signature (instructions included), bindings, demos."""
+    """One step: module kind, signature as declared, bindings."""
 
     model_config = {"extra": "forbid"}
 
@@ -37,6 +41,16 @@ class StepArtifact(BaseModel):
     bindings: dict[str, str] = Field(default_factory=dict, description="input field -> 'input.F' or 'STEP.F'")
     lm: str | None = None
     json_mode: bool = False
+
+
+class PredictorArtifact(BaseModel):
+    """One tunable LM call: its full prompt signature (tuned instructions included) and demos."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str
+    step: str = Field(description="the step that holds it")
+    signature: Signature
     demos: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -45,10 +59,11 @@ class ProgramArtifact(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     promptc_version: str = __version__
     name: str
     steps: list[StepArtifact]
+    predictors: list[PredictorArtifact] = Field(default_factory=list)
     lms: dict[str, LMConfig] = Field(default_factory=dict, description="LM settings; key variable names only")
     prices: dict[str, Price] = Field(default_factory=dict)
     metric: list[MetricConfig] = Field(default_factory=list, description="what compile optimized for")
@@ -68,14 +83,20 @@ class ProgramArtifact(BaseModel):
                      prices: dict[str, Price] | None = None, metric: list[MetricConfig] | None = None,
                      provenance: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
                      base_dir: str | None = None) -> ProgramArtifact:
-        steps = [
-            StepArtifact(name=s.name, module=s.module.kind, signature=s.module.signature,  # type: ignore[arg-type]
-                         bindings={k: str(v) for k, v in bindings.items()}, lm=s.module.lm,
-                         json_mode=s.module.json_mode, demos=s.module.demos)
-            for s, bindings in zip(program.steps, program.resolved, strict=True)
-        ]
-        return cls(name=program.name, steps=steps, lms=dict(lm_configs or {}), prices=dict(prices or {}),
-                   metric=list(metric or []), provenance=dict(provenance or {}), spec=spec, base_dir=base_dir)
+        steps = [StepArtifact(name=s.name, module=s.module.kind, signature=s.module.signature,
+                              bindings={k: str(v) for k, v in program.bindings(s.name).items()},
+                              lm=s.module.lm, json_mode=s.module.json_mode)
+                 for s in program.steps]
+        predictors = [PredictorArtifact(name=name, step=program.step_of(name).name, signature=p.signature,
+                                        demos=p.demos)
+                      for name, p in program.named_predictors()]
+        return cls(name=program.name, steps=steps, predictors=predictors, lms=dict(lm_configs or {}),
+                   prices=dict(prices or {}), metric=list(metric or []), provenance=dict(provenance or {}),
+                   spec=spec, base_dir=base_dir)
+
+    def state(self) -> dict[str, PredictorState]:
+        """The tuned instructions and demos, by predictor name."""
+        return {p.name: PredictorState(instructions=p.signature.instructions, demos=p.demos) for p in self.predictors}
 
     def build(self, lms: dict[str, LM]) -> Program:
         """A runnable Program from this artifact, with the given LMs."""
@@ -84,16 +105,14 @@ class ProgramArtifact(BaseModel):
 
             base = Path(self.base_dir) if self.base_dir else Path.cwd()
             program = load_data(self.spec, file=f"<artifact {self.name}>", base_dir=base, lms=lms).program
-            state = {s.name: StepState(instructions=s.signature.instructions, demos=s.demos) for s in self.steps}
-            return program.with_state(state)
+            return program.with_state(self.state())
         if any(s.module not in MODULES for s in self.steps):
             raise UsageError(f"this artifact has no copy of its spec; its {', '.join(sorted({s.module for s in self.steps} - set(MODULES)))} "
                              "steps can only be rebuilt with the spec: pass SPEC too")
-        steps = [Step(MODULES[s.module](s.signature, name=s.name, demos=s.demos, lm=s.lm,
-                                        json_mode=s.json_mode),
+        steps = [Step(MODULES[s.module](s.signature, name=s.name, lm=s.lm, json_mode=s.json_mode),
                       {k: Ref.parse(v) for k, v in s.bindings.items()})
                  for s in self.steps]
-        return Program(steps, name=self.name, lms=lms)
+        return GraphProgram(steps, name=self.name, lms=lms).with_state(self.state())
 
     def save(self, path: Path) -> Path:
         """Write to `path` (a file, or a folder that gets program.json). Atomic."""
@@ -117,7 +136,8 @@ def load_artifact(path: str | Path) -> ProgramArtifact:
         raise UsageError(f"{target}: not a JSON program artifact ({exc})") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
-        raise UsageError(f"{target}: artifact schema_version {version!r}; this promptc reads {SCHEMA_VERSION}")
+        raise UsageError(f"{target}: artifact schema_version {version!r}; this promptc reads {SCHEMA_VERSION} "
+                         "(compile again to get one)")
     try:
         return ProgramArtifact.model_validate(data)
     except ValidationError as exc:
@@ -137,6 +157,10 @@ def differences(spec_program: Program, artifact: ProgramArtifact) -> list[str]:
         diffs.append(f"step '{name}' is in the artifact but not in the spec")
     if not diffs and list(spec_steps) != list(art_steps):
         diffs.append(f"steps are in another order: spec {list(spec_steps)}, artifact {list(art_steps)}")
+    ours_p = {name for name, _ in spec_program.named_predictors()}
+    theirs_p = {p.name for p in artifact.predictors}
+    if not diffs and ours_p != theirs_p:
+        diffs.append(f"predictors differ: spec {sorted(ours_p)}, artifact {sorted(theirs_p)}")
     for name in spec_steps.keys() & art_steps.keys():
         ours, theirs = spec_steps[name].module, art_steps[name]
         if ours.kind != theirs.module:
@@ -158,5 +182,4 @@ def apply_artifact(spec_program: Program, artifact: ProgramArtifact) -> Program:
     diffs = differences(spec_program, artifact)
     if diffs:
         raise UsageError("the artifact does not match the spec:\n  " + "\n  ".join(diffs))
-    state = {s.name: StepState(instructions=s.signature.instructions, demos=s.demos) for s in artifact.steps}
-    return spec_program.with_state(state)
+    return spec_program.with_state(artifact.state())

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,12 +13,14 @@ from promptc.cli.common import (
     ModelOpt,
     NoCacheOpt,
     SpecArg,
-    cache_path,
     handle_errors,
     stderr,
     stdout,
     usage_line,
 )
+
+if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must stay fast
+    from promptc.jobs.compile import CompilePlan
 
 COMPILE_HELP = """Optimize the prompts of every step against the spec's metric and write a compiled artifact.
 
@@ -61,145 +62,32 @@ def compile_command(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
-    from promptc.artifacts.compiled import write_compiled
-    from promptc.artifacts.program_file import ProgramArtifact
-    from promptc.cli import compile_setup as setup
-    from promptc.cli.eval_setup import metric_configs, resolve_metrics
-    from promptc.cli.source import Source
-    from promptc.errors import BudgetExhausted, UsageError
-    from promptc.optimize.base import CompileContext, TrialLog
-    from promptc.optimize.budget import Budget, budgeted
-    from promptc.optimize.registry import make_optimizer
-    from promptc.spec.lms import LMOptions
-    from promptc.spec.loader import load
+    from promptc.cli.compile_view import TrialView, fmt
+    from promptc.jobs.compile import compile, plan_compile
+    from promptc.jobs.program import lm_options, load_source
 
-    options = LMOptions(model=model, base_url=base_url, concurrency=concurrency, cache=not no_cache,
-                        cache_path=cache_path(cache_dir))
-    loaded = load(spec, options=options)
-    program = loaded.program
-    train_path = train or loaded.data_path("train")
-    if train_path is None:
-        raise UsageError("no training data: pass --train FILE or set `data.train` in the spec")
-    dev_path = dev or (loaded.data_path("dev") if train is None else None)
-    trainset = setup.load_examples(train_path, program)
-    if dev_path is not None:
-        devset = setup.load_examples(dev_path, program)
-    else:
-        trainset, devset = setup.split(trainset, seed)
-        stderr.print(f"no dev set: scoring on a seeded split ({len(devset)} of {len(trainset) + len(devset)} rows)")
-    decl = loaded.document.optimizer
-    name = optimizer or (decl.name if decl else "bootstrap_few_shot")
-    settings = decl.settings if decl and decl.name == name else {}
-    try:
-        opt = make_optimizer(name, settings)
-    except ValueError as exc:
-        raise UsageError(f"{spec}: {exc}") from None
-    out_dir = out or Path("build") / loaded.document.name
-    resolved = opt.settings.model_dump()  # type: ignore[attr-defined]
-    fp = setup.fingerprint(spec, train_path, dev_path, name, resolved, seed)
-
-    budget = Budget(max_calls=max_calls, max_cost=max_cost)
-    lms = budgeted(program.lms, budget)
-    student = program.with_state(program.state(), lms=lms)
-    teacher = {**lms, "default": lms["teacher"]} if "teacher" in lms else None
-    source = Source(student, loaded.lm_configs, loaded, None, str(spec))
-    primary = next(m for m in resolve_metrics(source, student, None) if m.primary)  # judge on the budget too
-    ctx = CompileContext(program=student, trainset=trainset, devset=devset, metric=primary, seed=seed,
-                         concurrency=loaded.lm_configs["default"].concurrency, teacher_lms=teacher,
-                         settings=resolved, budget=budget)
-    if dry_run:
-        _print_plan(ctx, opt, name, resolved, program)
-        return
-    setup.check_resume(out_dir, fp, resume)
-    view = _TrialView(budget)
-    ctx.log = TrialLog(out_dir / "trials.jsonl", resume=resume, on_trial=view.show)
-    resumed = set(ctx.log.trials)
-    if ctx.log.resumed:
-        stderr.print(f"resuming: {ctx.log.resumed} finished trial(s) in {out_dir / 'trials.jsonl'}")
-        for t in sorted(ctx.log.trials.values(), key=lambda t: t.index):
-            view.show(t)
-    stderr.print(f"compiling {loaded.document.name} with {name}: {len(trainset)} train, {len(devset)} dev, "
-                 f"seed {seed}")
-    stopped = None
-    try:
-        best_program = asyncio.run(_compile(opt, ctx))
-    except BudgetExhausted as exc:
-        if ctx.log.best() is None:
-            raise BudgetExhausted(f"{exc} before any candidate was scored; nothing to write") from None
-        stopped = str(exc)
-        best_program = student.with_state(ctx.log.best().state)  # type: ignore[union-attr]
-    best = ctx.log.best()
-    trials = sorted(ctx.log.trials.values(), key=lambda t: t.index)
-    artifact = ProgramArtifact.from_program(
-        best_program, lm_configs=loaded.lm_configs, prices=loaded.document.prices,
-        metric=metric_configs(source, program, None),
-        spec=loaded.document.model_dump(mode="json", by_alias=True, exclude_unset=True, warnings=False),
-        base_dir=str(spec.resolve().parent),
-        provenance=setup.provenance(fp, spec=spec, train=train_path, dev=dev_path, trials=trials,
-                                    best=best, stopped=stopped,
-                                    extra=setup.overhead(budget.spent, trials, resumed)))
-    path = write_compiled(out_dir, artifact, traces=ctx.traces)
-    if stopped:
-        stderr.print(f"[yellow]stopped early[/]: {stopped}; wrote the best of {len(trials)} trial(s)")
-    before, after = artifact.provenance["dev_score_before"], artifact.provenance["dev_score_after"]
-    stdout.print(f"dev {primary.name}: {_fmt(before)} -> {_fmt(after)} (best trial {best.index if best else '-'} "
-                 f"of {len(trials)}) -> {path}")
-    stdout.print(usage_line(budget.spent))
+    options = lm_options(model=model, base_url=base_url, concurrency=concurrency, cache=not no_cache,
+                         cache_dir=cache_dir)
+    with load_source(spec, None, options) as source:
+        assert source.spec is not None
+        if dry_run:
+            _print_plan(plan_compile(source, train, dev, optimizer=optimizer, seed=seed, events=TrialView()))
+            return
+        result = compile(source, train, dev, optimizer=optimizer, out=out or Path("build") / source.spec.document.name,
+                         seed=seed, max_calls=max_calls, max_cost=max_cost, resume=resume, events=TrialView())
+    if result.stopped:
+        stderr.print(f"[yellow]stopped early[/]: {result.stopped}; wrote the best of {len(result.trials)} trial(s)")
+    best = result.best
+    stdout.print(f"dev {result.metric}: {fmt(result.score_before)} -> {fmt(result.score_after)} "
+                 f"(best trial {best.index if best else '-'} of {len(result.trials)}) -> {result.path}")
+    stdout.print(usage_line(result.usage))
 
 
-async def _compile(opt: Any, ctx: Any) -> Any:
-    from promptc.cli.common import interactive
-
-    ticker = asyncio.create_task(_live_status(ctx)) if interactive() else None
-    try:
-        return await opt.compile(ctx)
-    finally:
-        if ticker is not None:
-            ticker.cancel()
-        await ctx.program.aclose()
-
-
-async def _live_status(ctx: Any) -> None:
-    """A live line under the trial log: the running trial, calls and cost so far."""
-    with stderr.status("") as status:
-        while True:
-            spent = ctx.budget.spent
-            cost = f" · ${spent.cost:.4f}" if spent.cost else ""
-            status.update(f"trial {len(ctx.log.trials)} running · {ctx.budget.calls} calls{cost}")
-            await asyncio.sleep(0.25)
-
-
-def _fmt(score: float | None) -> str:
-    return "-" if score is None else f"{score:.3f}"
-
-
-class _TrialView:
-    """One line per scored trial: its score, the best so far, calls and cost."""
-
-    def __init__(self, budget: Any):
-        self.budget = budget
-        self.best: float | None = None
-
-    def show(self, trial: Any) -> None:
-        if trial.full_eval and trial.score is not None and (self.best is None or trial.score > self.best):
-            self.best = trial.score
-        scope = "dev" if trial.full_eval else f"minibatch of {trial.n}"
-        cost = f", ${self.budget.spent.cost:.4f}" if self.budget.spent.cost else ""
-        stderr.print(f"trial {trial.index:>3} {trial.kind:<16} {_fmt(trial.score)} ({scope})  "
-                     f"best {_fmt(self.best)}  calls {self.budget.calls}{cost}  {trial.description}",
-                     soft_wrap=True)
-
-
-def _print_plan(ctx: Any, opt: Any, name: str, settings: dict[str, Any], program: Any) -> None:
-    from promptc.cli.compile_setup import estimate_tokens
-
-    calls = opt.planned_calls(ctx)
-    demos = int(settings.get("max_labeled_demos", settings.get("k", 16)))
-    prompt, completion = estimate_tokens(program, ctx.trainset, calls, demos)
-    stdout.print(f"optimizer {name} with {settings}")
-    stdout.print(f"{len(ctx.trainset)} train, {len(ctx.devset)} dev examples, {len(program.steps)} step(s)")
-    stdout.print(f"planned: up to ~{calls:,} LM call(s), ~{prompt:,} prompt + ~{completion:,} completion tokens")
-    price = getattr(program.lms.get("default"), "price", None)
-    if price is not None:
-        stdout.print(f"estimated cost: up to ~${price.cost(prompt, completion):.2f}")
+def _print_plan(plan: CompilePlan) -> None:
+    stdout.print(f"optimizer {plan.optimizer} with {plan.settings}")
+    stdout.print(f"{plan.train} train, {plan.dev} dev examples, {plan.steps} step(s)")
+    stdout.print(f"planned: up to ~{plan.calls:,} LM call(s), ~{plan.prompt_tokens:,} prompt + "
+                 f"~{plan.completion_tokens:,} completion tokens")
+    if plan.cost is not None:
+        stdout.print(f"estimated cost: up to ~${plan.cost:.2f}")
     stdout.print("nothing was sent (--dry-run); cache hits will make the real run cheaper")

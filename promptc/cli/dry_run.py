@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rich.markup import escape
 from rich.rule import Rule
 
 from promptc.cli.common import stdout
-from promptc.core.program import INPUT, Program
+from promptc.core.program import Program
 from promptc.errors import InputError
+from promptc.jobs.compile_setup import placeholder_inputs
 from promptc.lm.base import LMRequest, Message
 from promptc.runner.job import RunJob, check_row
-from promptc.runner.jsonl import iter_jsonl
+from promptc.runner.jsonl import iter_lines, source_label
 
 COMPLETION_GUESS = 150  # tokens per call when the spec sets no max_tokens
 
@@ -28,42 +29,9 @@ def print_messages(messages: list[Message], title: str) -> None:
         stdout.print()
 
 
-def placeholder_inputs(program: Program, index: int, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """A step's inputs, with '…' standing in for outputs of earlier steps (not computed yet).
-
-    Steps of a Python Module program have no static bindings: their inputs are matched
-    to the program inputs by name.
-    """
-    bindings = program.resolved[index]
-    out: dict[str, Any] = {}
-    for f in program.steps[index].module.prompt_signature.inputs:
-        ref = bindings.get(f.name)
-        source = ref.field if ref is not None and ref.source == INPUT else (f.name if ref is None else None)
-        out[f.name] = inputs.get(source, "…") if source is not None else "…"
-    return out
-
-
 def row_messages(program: Program, inputs: Mapping[str, Any]) -> list[list[Message]]:
     return [step.module.render(placeholder_inputs(program, i, inputs), program.adapter)
             for i, step in enumerate(program.steps)]
-
-
-def calls_per_row(nodes: Sequence[Any]) -> int:
-    """An upper bound of LM calls for one row: loops multiply, branches take their dearest case."""
-    from promptc.core.graph import Repeat, Step
-
-    total = 0
-    for node in nodes:
-        if isinstance(node, Step):
-            module = node.module
-            total += {"retrieve": 0, "react": getattr(module, "max_iters", 5) + 1,
-                      "best_of_n": getattr(module, "n", 3), "refine": getattr(module, "n", 3),
-                      "multi_chain_comparison": getattr(module, "m", 3) + 1}.get(module.kind, 1)
-        elif isinstance(node, Repeat):
-            total += node.times * calls_per_row(node.body)
-        else:
-            total += max((calls_per_row(case.body) for case in node.cases), default=0)
-    return total
 
 
 def print_dry_run(job: RunJob) -> None:
@@ -72,7 +40,7 @@ def print_dry_run(job: RunJob) -> None:
     rows = bad = prompt_tokens = 0
     first: dict[str, Any] | None = None
     seen = 0
-    for line in iter_jsonl(job.input):
+    for line in iter_lines(job.input):
         if job.limit is not None and seen >= job.limit:
             break
         seen += 1
@@ -85,11 +53,11 @@ def print_dry_run(job: RunJob) -> None:
         for messages in row_messages(program, inputs):
             prompt_tokens += LMRequest(model="", messages=messages).approx_prompt_tokens()
     if seen == 0:
-        raise InputError("the input file has no rows (it is empty or only blank lines)", file=str(job.input))
+        raise InputError("the input file has no rows (it is empty or only blank lines)", file=source_label(job.input))
     if first is not None:
         for step, messages in zip(program.steps, row_messages(program, first), strict=True):
             print_messages(messages, f"step '{step.name}' ({step.module.kind}), first row")
-    calls = rows * calls_per_row(program.nodes)
+    calls = rows * program.calls_per_row()
     max_tokens = [getattr(program.lms.get(s.module.lm or "default"), "max_tokens", None) for s in program.steps]
     completion = rows * sum(m or COMPLETION_GUESS for m in max_tokens)
     stdout.print(Rule("estimate"))

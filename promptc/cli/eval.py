@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +13,6 @@ from promptc.cli.common import (
     ModelOpt,
     NoCacheOpt,
     ProgramOpt,
-    cache_path,
     handle_errors,
     stderr,
 )
@@ -72,47 +69,21 @@ def eval_command(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
-    from promptc.cli.eval_output import print_summary, write_outputs
-    from promptc.cli.eval_setup import load_baseline, resolve_metrics
-    from promptc.cli.source import load_source
-    from promptc.errors import UsageError
-    from promptc.evaluate.evaluator import EvalJob, Gate, summarize
-    from promptc.spec.lms import LMOptions
-
-    if resume and overwrite:
-        raise UsageError("--resume and --overwrite contradict each other; pick one")
-    if resume and output is None:
-        raise UsageError("--resume needs --output (the file to complete)")
-    if offline and no_cache:
-        raise UsageError("--offline reads answers from the cache; it cannot be combined with --no-cache")
-    options = LMOptions(model=model, base_url=base_url, concurrency=concurrency,
-                        cache=not no_cache, cache_path=cache_path(cache_dir), offline_only=offline)
-    source = load_source(spec, program, options)
-    runnable = source.program
-    data_path = data or source.data_path("dev")
-    if data_path is None:
-        raise UsageError("no data: pass --data FILE or set `data.dev` in the spec")
-    from promptc.metrics.judge import JudgeRunner
-
-    judge = JudgeRunner(runnable.lms)  # its usage (LM-graded metrics) joins the totals
-    metrics = resolve_metrics(source, runnable, metric, judge)
-    job = EvalJob(program=runnable, metrics=metrics, data=data_path, output=output, resume=resume,
-                  overwrite=overwrite, limit=limit, on_error=on_error.value,
-                  concurrency=source.lm_configs["default"].concurrency)
-    todo = job.prepare()
-    baseline_records = load_baseline(baseline, source, metrics, data_path, limit) if baseline else None
+    from promptc.cli.eval_output import print_files, print_summary
     from promptc.cli.progress import BatchProgress
+    from promptc.jobs.evaluate import evaluate
+    from promptc.jobs.program import lm_options, load_source
 
-    started = time.monotonic()
-    with BatchProgress("eval", todo) as progress:
-        records = asyncio.run(job.run(total=todo, on_update=progress.update))
-    gate = Gate(threshold=threshold, max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate)
-    summary = summarize(records, metrics, spec=source.label, program=str(program) if program else None,
-                        data=str(data_path), gate=gate, wall_seconds=time.monotonic() - started,
-                        baseline=baseline_records, baseline_name=str(baseline) if baseline else "")
-    summary.usage.add(judge.usage)
-    write_outputs(summary, records, reports=report or [], junit=junit)
-    print_summary(summary, records, show_failures=show_failures)
-    if summary.exit_code:
-        stderr.print(f"[red]eval failed[/] (exit {summary.exit_code})")
-        raise typer.Exit(summary.exit_code)
+    options = lm_options(model=model, base_url=base_url, concurrency=concurrency, cache=not no_cache,
+                         cache_dir=cache_dir, offline=offline)
+    with load_source(spec, program, options) as source, BatchProgress("eval") as progress:
+        result = evaluate(source, data, metrics=metric, output=output, resume=resume, overwrite=overwrite,
+                          limit=limit, on_error=on_error.value, threshold=threshold, baseline=baseline,
+                          max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate,
+                          reports=report or [], junit=junit, on_start=progress.start,
+                          on_update=progress.update)
+    print_files(result)
+    print_summary(result.summary, result.records, show_failures=show_failures)
+    if result.summary.exit_code:
+        stderr.print(f"[red]eval failed[/] (exit {result.summary.exit_code})")
+        raise typer.Exit(result.summary.exit_code)

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
 from promptc.cli.common import stderr, stdout, usage_line
-from promptc.evaluate.records import EvalRecord, EvalSummary
+from promptc.evaluation.records import EvalRecord, EvalSummary
+
+if TYPE_CHECKING:
+    from promptc.jobs.evaluate import EvalResult
 
 
-def write_outputs(summary: EvalSummary, records: Sequence[EvalRecord], *, reports: list[Path],
-                  junit: Path | None) -> None:
-    from promptc.evaluate.junit import write_junit
-    from promptc.evaluate.reports import append_github_summary, write_report
-
-    for path in reports:
-        write_report(path, summary, records)
+def print_files(result: EvalResult) -> None:
+    """Where the evaluation's report files went."""
+    for path in result.reports:
         stderr.print(f"report: {path}")
-    if junit is not None:
-        write_junit(junit, summary, records)
-        stderr.print(f"junit: {junit}")
-    if append_github_summary(summary, records):
+    if result.junit is not None:
+        stderr.print(f"junit: {result.junit}")
+    if result.github_summary:
         stderr.print("summary appended to $GITHUB_STEP_SUMMARY")
 
 
@@ -34,7 +32,7 @@ def _short(value: object, limit: int = 160) -> str:
 
 
 def print_summary(summary: EvalSummary, records: Sequence[EvalRecord], *, show_failures: int) -> None:
-    from promptc.evaluate.reports import worst_examples
+    from promptc.evaluation.reports import worst_examples
 
     table = Table(title=f"eval: {summary.spec} on {summary.data}", show_header=True, title_justify="left")
     table.add_column("metric")

@@ -19,15 +19,24 @@ from promptc.runner.batch import BatchStats
 
 
 class BatchProgress:
-    """Context manager; pass `.update` as the batch's `on_update` callback."""
+    """Context manager; pass `.start` as a job's `on_start` (or give `total` up front) and
+    `.update` as its `on_update` callback."""
 
-    def __init__(self, label: str, total: int | None, *, every: float = 2.0):
+    def __init__(self, label: str, total: int | None = None, *, every: float = 2.0):
         self.label, self.total, self.every = label, total, every
         self._last = time.monotonic()  # the first plain line comes after `every` seconds, not at once
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self.stats = BatchStats(total=total)  # the latest totals (the job updates them in place)
 
     def __enter__(self) -> BatchProgress:
+        return self
+
+    def start(self, total: int | None) -> None:
+        """The job knows how many rows it will run: draw the bar from now on."""
+        self.total = total
+        self.stats = BatchStats(total=total)
+        self._last = time.monotonic()
         if interactive():
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -37,13 +46,13 @@ class BatchProgress:
             )
             self._progress.start()
             self._task = self._progress.add_task(self.label, total=self.total, rate=0.0, failed=0, cost="")
-        return self
 
     @property
     def interactive_display(self) -> bool:
         return self._progress is not None
 
     def update(self, stats: BatchStats) -> None:
+        self.stats = stats
         cost = f"${stats.usage.cost:.4f}" if stats.usage.cost else ""
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=stats.done, rate=stats.rate,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,7 +14,6 @@ from promptc.cli.common import (
     ModelOpt,
     NoCacheOpt,
     ProgramOpt,
-    cache_path,
     handle_errors,
     stderr,
     stdout,
@@ -23,6 +21,11 @@ from promptc.cli.common import (
 )
 from promptc.cli.source import OptionalSpecArg
 from promptc.errors import EXIT_OK, EXIT_ROWS_FAILED
+
+if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must stay fast
+    from promptc.cli.progress import BatchProgress
+    from promptc.jobs.program import LoadedProgram
+    from promptc.jobs.run import RunPlan, RunResult
 
 RUN_HELP = """Run a spec's program over every row of a JSONL file.
 
@@ -78,42 +81,50 @@ def run_command(
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
 ) -> None:
-    from promptc.cli.source import load_source
+    from promptc.cli.progress import BatchProgress
+    from promptc.jobs.program import lm_options, load_source
+    from promptc.jobs.run import run
+
+    options = lm_options(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
+                         timeout=timeout, cache=not no_cache, cache_dir=cache_dir)
+    with load_source(spec, program, options) as source:
+        if dry_run:
+            _dry_run(source, input, output, limit, resume, overwrite)
+        with BatchProgress("run") as progress:
+            result = run(source, input, output, resume=resume, overwrite=overwrite, limit=limit,
+                         on_error=on_error.value, rejects=rejects, on_start=lambda plan: _started(plan, progress),
+                         on_update=progress.update)
+    _report(result, progress)
+
+
+def _dry_run(source: LoadedProgram, input: Path, output: Path, limit: int | None, resume: bool,
+             overwrite: bool) -> None:
+    from promptc.cli.dry_run import print_dry_run
     from promptc.errors import UsageError
     from promptc.runner.job import RunJob
-    from promptc.spec.lms import LMOptions
 
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; pick one")
-    options = LMOptions(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                        timeout=timeout, cache=not no_cache, cache_path=cache_path(cache_dir))
-    source = load_source(spec, program, options)
-    job = RunJob(program=source.program, input=input, output=output, resume=resume, overwrite=overwrite,
-                 limit=limit, on_error=on_error.value, rejects=rejects,
-                 concurrency=source.lm_configs["default"].concurrency)
-    if dry_run:
-        from promptc.cli.dry_run import print_dry_run
+    print_dry_run(RunJob(program=source.program, input=input, output=output, limit=limit))
+    raise typer.Exit(EXIT_OK)
 
-        print_dry_run(job)
-        raise typer.Exit(EXIT_OK)
-    scan, done = job.prepare()
-    if scan.invalid:
-        stderr.print(f"[yellow]{scan.invalid} bad input line(s)[/] go to {job.rejects_path}")
-    todo = max(0, scan.valid - len(done))
-    if done:
-        stderr.print(f"resuming: {len(done)} row(s) already done, {todo} to go")
-    from promptc.cli.progress import BatchProgress
 
-    with BatchProgress("run", todo) as progress:
-        stats = asyncio.run(job.run(done, total=todo, on_update=progress.update))
+def _started(plan: RunPlan, progress: BatchProgress) -> None:
+    if plan.invalid:
+        stderr.print(f"[yellow]{plan.invalid} bad input line(s)[/] go to {plan.rejects}")
+    if plan.done:
+        stderr.print(f"resuming: {plan.done} row(s) already done, {plan.todo} to go")
+    progress.start(plan.todo)
+
+
+def _report(result: RunResult, progress: BatchProgress) -> None:
     if not progress.interactive_display:
-        progress.plain_line(stats)
-    ok = stats.done - stats.failed
-    stdout.print(f"{stats.done} row(s) in {stats.elapsed:.1f}s ({stats.rate:.1f} rows/s): "
-                 f"{ok} ok, {stats.failed} failed" + (f", {scan.invalid} rejected" if scan.invalid else "")
-                 + f" -> {output}")
-    stdout.print(usage_line(stats.usage))
-    if stats.failed:
-        stderr.print(f"[red]{stats.failed} row(s) failed[/]; their errors are in `_error`. "
+        progress.plain_line(progress.stats)
+    stdout.print(f"{result.rows} row(s) in {result.seconds:.1f}s ({result.rate:.1f} rows/s): "
+                 f"{result.ok} ok, {result.failed} failed"
+                 + (f", {result.rejected} rejected" if result.rejected else "") + f" -> {result.output}")
+    stdout.print(usage_line(result.usage))
+    if result.failed:
+        stderr.print(f"[red]{result.failed} row(s) failed[/]; their errors are in `_error`. "
                      "Rerun with --resume to retry them.")
         raise typer.Exit(EXIT_ROWS_FAILED)

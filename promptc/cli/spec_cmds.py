@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from promptc.cli.common import BaseUrlOpt, ModelOpt, ProgramOpt, SpecArg, handle_errors, stdout
 from promptc.cli.source import OptionalSpecArg
+
+if TYPE_CHECKING:
+    from promptc.core.program import Program
 
 
 @handle_errors
@@ -26,12 +29,14 @@ def validate_command(spec: SpecArg, model: ModelOpt = None, base_url: BaseUrlOpt
     from promptc.spec.loader import load
 
     loaded = load(spec, options=LMOptions(model=model, base_url=base_url, cache=False))
+    loaded.runtime.close()  # nothing runs: the wiring is printed from the built program
     program = loaded.program
     stdout.print(f"[green]ok[/]: {spec} — program '{program.name}', {len(program.steps)} step(s)")
     stdout.print(escape(f"  inputs:  {', '.join(f'{f.name}: {f.type.display()}' for f in program.input_fields)}"))
-    for step, bindings in zip(program.steps, program.resolved, strict=True):
+    for step in program.steps:
+        bindings = program.bindings(step.name)
         wiring = ", ".join(f"{k} <- {ref}" for k, ref in bindings.items()) or "bound in forward()"
-        outs = ", ".join(f"{f.name}: {f.type.display()}" for f in step.module.prompt_signature.outputs)
+        outs = ", ".join(f"{f.name}: {f.type.display()}" for f in step.module.produces.outputs)
         stdout.print(escape(f"  {step.name} ({step.module.kind}): {wiring} -> {outs}"))
     for name, cfg in loaded.lm_configs.items():
         where = f" at {cfg.base_url}" if cfg.base_url else ""
@@ -55,12 +60,17 @@ def inspect_command(
 
       promptc inspect specs/math.yaml --step solve --example '{"question": "What is 2+3?"}'
     """
-    from promptc.cli.dry_run import placeholder_inputs, print_messages
-    from promptc.cli.source import load_source
-    from promptc.errors import UsageError
-    from promptc.spec.lms import LMOptions
+    from promptc.jobs.program import lm_options, load_source
 
-    program = load_source(spec, program_path, LMOptions(model=model, base_url=base_url, cache=False)).program
+    with load_source(spec, program_path, lm_options(model=model, base_url=base_url, cache=False)) as source:
+        _inspect(source.program, step, example)
+
+
+def _inspect(program: Program, step: str | None, example: str | None) -> None:
+    from promptc.cli.dry_run import print_messages
+    from promptc.errors import UsageError
+    from promptc.jobs.compile_setup import placeholder_inputs
+
     values: dict = {}
     if example is not None:
         try:

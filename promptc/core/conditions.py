@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from promptc.core.types import FieldType
 
 if TYPE_CHECKING:
-    from promptc.core.program import Ref
+    from promptc.core.graph import Ref
 
 FUNCTIONS = ("len",)
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=", "in", "not in")
@@ -272,7 +272,7 @@ class _Parser:
         name = self.take()
         if name.kind != "name":
             raise self.fail(name, f"; expected a field name after '{start.text}.'")
-        from promptc.core.program import Ref  # lazily: program.py may import this module
+        from promptc.core.graph import Ref  # lazily: graph.py may come to import this module
 
         ref = Ref(start.text, name.text)
         if self.at("."):

@@ -20,6 +20,9 @@ A `python: module:function` check is called `fn(outputs, inputs)`, or `fn(value)
 it takes one parameter, and returns a bool or `(bool, detail)`. If it raises, that is
 a violation ("raised ValueError: ..."), not a crash: one broken check must not sink a
 whole batch. Lists and other non-text values are measured as text (see `as_text`).
+
+This module takes plain values (fields, limits, compiled patterns); the YAML entries
+above are validated, and mapped onto these factories, by `promptc.spec.constraints`.
 """
 
 from __future__ import annotations
@@ -27,92 +30,16 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict
 
-from promptc.core.imports import IMPORT_PATH, load_callable
+from promptc.core.imports import load_callable
 from promptc.core.jsonschema import SchemaViolation, validate_json_schema
 from promptc.core.types import as_text, count_words, strip_fences
 
-CheckName = Literal["max_words", "max_chars", "min_words", "regex", "one_of", "json_schema",
-                    "not_empty", "contains_citation"]
-
-# Which checks each option applies to; an option set elsewhere is most likely a typo.
-_OPTIONS: dict[str, frozenset[str]] = {
-    "limit": frozenset({"max_words", "max_chars", "min_words"}),
-    "pattern": frozenset({"regex"}),
-    "ignore_case": frozenset({"regex", "one_of"}),
-    "values": frozenset({"one_of"}),
-    "json_schema": frozenset({"json_schema"}),
-    "citation_pattern": frozenset({"contains_citation"}),
-}
-_REQUIRED = {"max_words": "limit", "max_chars": "limit", "min_words": "limit", "regex": "pattern",
-             "one_of": "values", "json_schema": "json_schema"}
-_SPELLING = {"json_schema": "schema"}  # how an option is written in YAML
 PASSAGE_INPUTS = ("context", "passages")
-
-
-class ConstraintConfig(BaseModel):
-    """One `assert:` / `suggest:` entry: a built-in `check` or a `python` import path."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    check: CheckName | None = None
-    python: str | None = None
-    field: str | None = None
-    message: str | None = None
-    limit: int | None = Field(None, ge=0)
-    pattern: str | None = None
-    values: list[str] | None = None
-    ignore_case: bool = False
-    json_schema: dict[str, Any] | None = Field(None, alias="schema")
-    citation_pattern: str = r"\[\d+\]"
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _numbers_as_text(cls, v: Any) -> Any:
-        # YAML reads `values: [1, 2]` as ints; outputs are compared as text anyway.
-        if isinstance(v, list):
-            return [str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x
-                    for x in v]
-        return v
-
-    @model_validator(mode="after")
-    def _check(self) -> ConstraintConfig:
-        if (self.check is None) == (self.python is None):
-            raise ValueError("a constraint needs exactly one of 'check' (a built-in check) or "
-                             "'python' (an import path like 'mypkg.checks:no_hedging')")
-        if self.python is not None:
-            self.python = self.python.strip()
-            if not IMPORT_PATH.fullmatch(self.python):
-                raise ValueError(f"python check {self.python!r} must be spelled 'module.path:function'")
-        if self.message is not None and not self.message.strip():
-            raise ValueError("a constraint message cannot be empty")
-        kind = self.check or "python"
-        for option in sorted(self.model_fields_set & _OPTIONS.keys()):
-            if kind not in _OPTIONS[option]:
-                raise ValueError(f"option '{_SPELLING.get(option, option)}' does not apply to "
-                                 f"check '{kind}'")
-        required = _REQUIRED.get(kind)
-        if required and getattr(self, required) in (None, "", []):
-            raise ValueError(f"check '{kind}' needs '{_SPELLING.get(required, required)}'")
-        for option in ("pattern", "citation_pattern"):
-            if getattr(self, option) is not None:
-                try:
-                    re.compile(getattr(self, option))
-                except re.error as exc:
-                    raise ValueError(f"invalid regex in '{option}' {getattr(self, option)!r}: "
-                                     f"{exc}") from None
-        return self
 
 
 class Violation(BaseModel):
@@ -220,11 +147,14 @@ def _short(value: Any, limit: int = 60) -> str:
 
 # Checks return None when satisfied, else the detail of the violation.
 Run = Callable[[Mapping[str, Any], Mapping[str, Any]], "str | None"]  # (outputs, inputs)
-ValueCheck = Callable[[Any, Mapping[str, Any]], "str | None"]  # (value, inputs)
 
 
 class Constraint:
-    """One hard (`assert`) or soft (`suggest`) check; build it with `from_config`."""
+    """One hard (`assert`) or soft (`suggest`) check of a step's outputs.
+
+    Build the built-in ones with the factories below (`max_words(...)`, `regex(...)`, ...),
+    user code with `python_check`; the spec layer maps its config onto them.
+    """
 
     def __init__(self, *, name: str, field: str, hard: bool, message: str, run: Run,
                  needs_field: bool = True):
@@ -233,25 +163,6 @@ class Constraint:
 
     def __repr__(self) -> str:
         return f"Constraint({self.name}, {'hard' if self.hard else 'soft'})"
-
-    @classmethod
-    def from_config(cls, cfg: ConstraintConfig | Mapping[str, Any], *, default_field: str,
-                    hard: bool, output_names: Collection[str] | None = None) -> Constraint:
-        """Build a check; ValueError for an unknown field or a python check that won't load."""
-        if not isinstance(cfg, ConstraintConfig):
-            try:
-                cfg = ConstraintConfig.model_validate(cfg)
-            except ValidationError as exc:  # one line per problem, without pydantic's framing
-                raise ValueError("; ".join(_describe(e) for e in exc.errors())) from None
-        field = cfg.field or default_field
-        if output_names is not None and field not in output_names:
-            raise ValueError(f"constraint field {field!r} is not an output "
-                             f"(outputs: {', '.join(output_names) or 'none'})")
-        if cfg.python is not None:
-            return _python_constraint(cfg, cfg.python, field, hard)
-        name, message, fn = _builtin(cfg, field)
-        return cls(name=name, field=field, hard=hard, message=cfg.message or message,
-                   run=lambda outputs, inputs: fn(outputs[field], inputs))
 
     def check(self, outputs: Mapping[str, Any], inputs: Mapping[str, Any]) -> Violation | None:
         """None if `outputs` satisfy this constraint, else the Violation."""
@@ -265,50 +176,72 @@ class Constraint:
                          message=self.message, detail=detail)
 
 
-def _describe(error: Any) -> str:
-    where = ".".join(str(p) for p in error["loc"])
-    msg = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
+def _on_field(name: str, field: str, hard: bool, message: str,
+              fn: Callable[[Any, Mapping[str, Any]], str | None]) -> Constraint:
+    """A constraint reading one output field: `fn(value, inputs)`."""
+    return Constraint(name=name, field=field, hard=hard, message=message,
+                      run=lambda outputs, inputs: fn(outputs[field], inputs))
 
 
+# -- the built-in checks as constraints; `message` replaces the default instruction --------
 _LENGTH = {"max_words": (check_max_words, "most", "words"),
            "min_words": (check_min_words, "least", "words"),
            "max_chars": (check_max_chars, "most", "characters")}
+LengthKind = Literal["max_words", "min_words", "max_chars"]
 
 
-def _builtin(cfg: ConstraintConfig, field: str) -> tuple[str, str, ValueCheck]:
-    """(readable name, default message, check of (value, inputs)) for a built-in check."""
-    kind, limit, f = cfg.check, cfg.limit or 0, f"`{field}`"
-    if kind in _LENGTH:
-        fn, bound, unit = _LENGTH[kind]
-        return (f"{kind}({field}, {limit})", f"{f} must have at {bound} {limit} {unit}.",
-                lambda v, _: fn(v, limit))
-    if kind == "regex":
-        rx = re.compile(cfg.pattern or "", re.IGNORECASE if cfg.ignore_case else 0)
-        return (f"regex({field}, {rx.pattern!r})",
-                f"{f} must match the regular expression {rx.pattern!r}.",
-                lambda v, _: check_regex(v, rx))
-    if kind == "one_of":
-        values = list(cfg.values or ())
-        return (f"one_of({field}, {values})", f"{f} must be one of: {', '.join(values)}.",
-                lambda v, _: check_one_of(v, values, ignore_case=cfg.ignore_case))
-    if kind == "json_schema":
-        schema = dict(cfg.json_schema or {})
-        return (f"json_schema({field})", f"{f} must be JSON matching this schema: {json.dumps(schema)}",
-                lambda v, _: check_json_schema(v, schema))
-    if kind == "not_empty":
-        return f"not_empty({field})", f"{f} must not be empty.", lambda v, _: check_not_empty(v)
-    cite = re.compile(cfg.citation_pattern)  # contains_citation
-    return (f"contains_citation({field})",
-            f"{f} must cite the passages it uses by number, like [1].",
-            lambda v, inputs: check_contains_citation(v, cite, passage_count(inputs)))
+def length(kind: LengthKind, field: str, limit: int, *, hard: bool,
+           message: str | None = None) -> Constraint:
+    """max_words / min_words / max_chars of `field`."""
+    fn, bound, unit = _LENGTH[kind]
+    return _on_field(f"{kind}({field}, {limit})", field, hard,
+                     message or f"`{field}` must have at {bound} {limit} {unit}.",
+                     lambda v, _: fn(v, limit))
 
 
-def _python_constraint(cfg: ConstraintConfig, path: str, field: str, hard: bool) -> Constraint:
-    try:
-        fn = load_callable(path)
-    except ValueError as exc:  # load_callable words its errors for metrics
-        raise ValueError(str(exc).replace("metric", "check", 1)) from None
+def regex(field: str, pattern: re.Pattern[str], *, hard: bool,
+          message: str | None = None) -> Constraint:
+    """`pattern` found somewhere in `field` (compile it with the flags you want)."""
+    return _on_field(f"regex({field}, {pattern.pattern!r})", field, hard,
+                     message or f"`{field}` must match the regular expression {pattern.pattern!r}.",
+                     lambda v, _: check_regex(v, pattern))
+
+
+def one_of(field: str, values: Sequence[str], *, ignore_case: bool = False, hard: bool,
+           message: str | None = None) -> Constraint:
+    """`field` is one of `values`."""
+    allowed = list(values)
+    return _on_field(f"one_of({field}, {allowed})", field, hard,
+                     message or f"`{field}` must be one of: {', '.join(allowed)}.",
+                     lambda v, _: check_one_of(v, allowed, ignore_case=ignore_case))
+
+
+def json_schema(field: str, schema: Mapping[str, Any], *, hard: bool,
+                message: str | None = None) -> Constraint:
+    """`field` (or the JSON text it holds) matches `schema`."""
+    frozen = dict(schema)
+    return _on_field(f"json_schema({field})", field, hard,
+                     message or f"`{field}` must be JSON matching this schema: {json.dumps(frozen)}",
+                     lambda v, _: check_json_schema(v, frozen))
+
+
+def not_empty(field: str, *, hard: bool, message: str | None = None) -> Constraint:
+    """`field` is not null, blank, [] or {}."""
+    return _on_field(f"not_empty({field})", field, hard, message or f"`{field}` must not be empty.",
+                     lambda v, _: check_not_empty(v))
+
+
+def contains_citation(field: str, pattern: re.Pattern[str], *, hard: bool,
+                      message: str | None = None) -> Constraint:
+    """`field` cites passages by number, each within the step's context list if it has one."""
+    return _on_field(f"contains_citation({field})", field, hard,
+                     message or f"`{field}` must cite the passages it uses by number, like [1].",
+                     lambda v, inputs: check_contains_citation(v, pattern, passage_count(inputs)))
+
+
+def python_check(path: str, field: str, *, hard: bool, message: str | None = None) -> Constraint:
+    """User code by import path; ValueError if it won't load or takes the wrong arguments."""
+    fn = load_callable(path, "check")
     if inspect.iscoroutinefunction(fn):
         raise ValueError(f"python check {path!r} is async; constraint checks must be plain functions")
     one_arg = _takes_one_arg(fn, path)
@@ -322,7 +255,7 @@ def _python_constraint(cfg: ConstraintConfig, path: str, field: str, hard: bool)
         return _normalize_result(result)
 
     return Constraint(name=f"{func_name}({field})", field=field, hard=hard,
-                      message=cfg.message or f"`{field}` must pass the check {func_name}.",
+                      message=message or f"`{field}` must pass the check {func_name}.",
                       run=run, needs_field=one_arg)
 
 
@@ -358,22 +291,6 @@ class ConstraintSet:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.hard, self.soft, self.max_retries = list(hard), list(soft), max_retries
-
-    @classmethod
-    def from_configs(cls, asserts: Sequence[ConstraintConfig | Mapping[str, Any]] = (),
-                     suggests: Sequence[ConstraintConfig | Mapping[str, Any]] = (), *,
-                     default_field: str, max_retries: int = 2,
-                     output_names: Collection[str] | None = None) -> ConstraintSet:
-        """Build every constraint of a step; ValueError names the failing entry."""
-        built: dict[bool, list[Constraint]] = {True: [], False: []}
-        for hard, key, configs in ((True, "assert", asserts), (False, "suggest", suggests)):
-            for i, cfg in enumerate(configs):
-                try:
-                    built[hard].append(Constraint.from_config(
-                        cfg, default_field=default_field, hard=hard, output_names=output_names))
-                except ValueError as exc:
-                    raise ValueError(f"{key}[{i}]: {exc}") from None
-        return cls(built[True], built[False], max_retries)
 
     @property
     def is_empty(self) -> bool:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptc.core.modules import Predict
+from promptc.core.modules import SignatureModule
 from promptc.core.signature import FieldSpec
 from promptc.core.types import FieldType
 
@@ -48,7 +48,7 @@ class Ref:
 class Step:
     """A module placed in a program, with explicit bindings for some of its inputs."""
 
-    module: Predict
+    module: SignatureModule
     bindings: Mapping[str, Ref] = field(default_factory=dict)
     when: Any = None  # a promptc.core.conditions.Condition, or None
 
@@ -206,7 +206,7 @@ class FlowChecker:
             bound[f.name] = ref
         self.bindings[step.name] = bound
         if step.when is None:  # a conditional step's outputs can't be relied on afterwards
-            env.produced[step.name] = {o.name: o for o in step.module.prompt_signature.outputs}
+            env.produced[step.name] = {o.name: o for o in step.module.produces.outputs}
 
     def _repeat(self, loop: Repeat, env: Env, path: tuple[Any, ...]) -> None:
         self._name(loop.name, path)
@@ -273,13 +273,31 @@ class FlowChecker:
         return None
 
 
+@dataclass
+class Flow:
+    """The result of checking a graph once: every step's input bindings, the program's
+    inputs and outputs, and the problems found (empty when the graph is sound)."""
+
+    bindings: dict[str, dict[str, Ref]]
+    inputs: list[FieldSpec]
+    outputs: dict[str, FieldSpec]
+    problems: list[FlowProblem]
+
+
+def check_flow(nodes: Sequence[Node]) -> Flow:
+    """Bind every step input and type-check the flow of `nodes`."""
+    checker = FlowChecker()
+    checker.run(nodes)
+    return Flow(checker.bindings, list(checker.env.inputs.values()), last_outputs(nodes), checker.problems)
+
+
 def last_outputs(nodes: Sequence[Node]) -> dict[str, FieldSpec]:
     """The outputs a block ends with: its last node's (a branch's shared fields)."""
     if not nodes:
         return {}
     node = nodes[-1]
     if isinstance(node, Step):
-        return {} if node.when is not None else {o.name: o for o in node.module.prompt_signature.outputs}
+        return {} if node.when is not None else {o.name: o for o in node.module.produces.outputs}
     if isinstance(node, Repeat):
         return last_outputs(node.body)
     has_else = bool(node.cases) and node.cases[-1].when is None

@@ -1,124 +1,123 @@
-"""Modules: the LM-calling units of a program (`predict`, `chain_of_thought`).
+"""The modules a step places in a program: `Predict`, the one tunable leaf, and
+`ChainOfThought`, the smallest composite (a Predict whose signature starts with `reasoning`).
 
-A module owns a signature, its demos and its instructions (what compile tunes),
-and knows how to turn one set of inputs into typed outputs through an adapter
-and an LM, recording a TraceStep as it goes.
+`SignatureModule` is what every step module shares: a signature (the fields the step reads
+and the fields it `produces`), a name, and assert/suggest constraints handed to the
+predictors that write its answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from promptc.core.adapter import ChatAdapter
+from promptc.core.module import CallContext, Module, assign_names
 from promptc.core.signature import FieldSpec, Signature
-from promptc.core.trace import Trace, TraceStep
-from promptc.errors import AssertionFailed, ParseError, UsageError
+from promptc.core.trace import TraceStep
+from promptc.errors import AssertionFailed, ParseError
 from promptc.lm.base import LM, LMRequest, Message, Usage
 
 REASONING = FieldSpec(name="reasoning", desc="Think step by step in order to produce the outputs.")
 
 
-@dataclass
-class CallContext:
-    """What a module needs to make a call: LMs by name, the adapter, the trace to append to."""
-
-    lms: Mapping[str, LM]
-    adapter: ChatAdapter = field(default_factory=ChatAdapter)
-    trace: Trace = field(default_factory=Trace)
-    sample_index: int = 0
-    temperature: float | None = None  # None: the LM's own setting
-    # Named non-LM resources a step may use: retrievers and tools (see promptc.core.tools).
-    retrievers: Mapping[str, Any] = field(default_factory=dict)
-    tools: Mapping[str, Any] = field(default_factory=dict)
-
-    def retriever(self, name: str) -> Any:
-        try:
-            return self.retrievers[name]
-        except KeyError:
-            raise UsageError(f"no retriever named {name!r} is configured "
-                             f"(have: {', '.join(self.retrievers) or 'none'})") from None
-
-    def tool(self, name: str) -> Any:
-        try:
-            return self.tools[name]
-        except KeyError:
-            raise UsageError(f"no tool named {name!r} is configured (have: {', '.join(self.tools) or 'none'})") from None
-
-    def lm(self, name: str | None) -> LM:
-        key = name or "default"
-        try:
-            return self.lms[key]
-        except KeyError:
-            raise UsageError(f"no LM named {key!r} is configured (have: {', '.join(self.lms) or 'none'})") from None
+def as_signature(signature: Signature | str, name: str | None) -> Signature:
+    """A Signature from a Signature or its text form (`"question -> answer: float"`)."""
+    if isinstance(signature, Signature):
+        return signature
+    return Signature.parse(signature, name=name or "signature")
 
 
-class Predict:
-    """Ask the LM for the signature's outputs given its inputs."""
+class SignatureModule(Module):
+    """A module with a fixed signature: what a step of a program graph holds."""
 
-    kind: ClassVar[str] = "predict"
+    kind: ClassVar[str] = "module"
+    max_calls: int = 1  # LM calls of one acall at most, for estimates (parse re-asks aside)
 
-    def __init__(self, signature: Signature | str, *, name: str | None = None,
-                 demos: Sequence[Mapping[str, Any]] = (), lm: str | None = None,
+    def __init__(self, signature: Signature | str, *, name: str | None = None, lm: str | None = None,
                  json_mode: bool = False):
-        if isinstance(signature, str):
-            signature = Signature.parse(signature, name=name or "signature")
-        self.signature = signature
-        self.name = name or signature.name
-        self.demos: list[dict[str, Any]] = [dict(d) for d in demos]
+        self.signature = as_signature(signature, name)
+        self.name = name or self.signature.name
         self.lm = lm
         self.json_mode = json_mode
-        self.constraints: Any = None  # a promptc.core.constraints.ConstraintSet (assert/suggest)
-
-    async def __call__(self, **inputs: Any) -> Any:
-        """Inside a `promptc.Module.forward()`: run with the current program run's LMs and trace."""
-        from promptc.core.module_api import call_predictor
-
-        return await call_predictor(self, inputs)
+        self._constraints: Any = None
 
     @property
-    def prompt_signature(self) -> Signature:
-        """The signature as the LM sees it (chain-of-thought adds a reasoning output)."""
+    def produces(self) -> Signature:
+        """The signature with every output the step makes available (CoT adds `reasoning`)."""
         return self.signature
 
     @property
-    def optional_outputs(self) -> tuple[str, ...]:
-        return ()
+    def constraints(self) -> Any:
+        """Assert/suggest rules (a promptc.core.constraints.ConstraintSet) on the step's answer."""
+        return self._constraints
 
-    def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None) -> list[Any]:
-        """The messages this module would send for `inputs` (no LM call)."""
+    @constraints.setter
+    def constraints(self, rules: Any) -> None:
+        self._constraints = rules
+        for predictor in self.answer_predictors():
+            if predictor is not self:
+                predictor.constraints = rules
+
+    def answer_predictors(self) -> list[Predict]:
+        """The predictors whose replies are the step's answer (constraints check them)."""
+        return []
+
+    def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None) -> list[Message]:
+        """The messages of this module's first LM call for `inputs` (none if it calls no LM)."""
+        return []
+
+    def shown_signature_of(self, predictor: Predict) -> Signature | None:
+        """The signature one of its predictors' prompts show, when it is not the predictor's
+        own (ReAct shows the tools); None otherwise."""
+        return None
+
+    def finish_init(self) -> None:
+        """Name the sub-modules and predictors after this module (composites call it last)."""
+        assign_names(self, self.name)
+
+
+class Predict(SignatureModule):
+    """Ask the LM for the signature's outputs given its inputs: one tunable prompt."""
+
+    kind: ClassVar[str] = "predict"
+    is_predictor: ClassVar[bool] = True
+
+    def __init__(self, signature: Signature | str, *, name: str | None = None,
+                 demos: Sequence[Mapping[str, Any]] = (), lm: str | None = None,
+                 json_mode: bool = False, optional: Sequence[str] = ()):
+        super().__init__(signature, name=name, lm=lm, json_mode=json_mode)
+        self.demos: list[dict[str, Any]] = [dict(d) for d in demos]
+        self.optional_outputs = tuple(optional)  # outputs whose absence is not a parse failure
+
+    def answer_predictors(self) -> list[Predict]:
+        return [self]
+
+    def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None, *,
+               shown: Signature | None = None) -> list[Message]:
+        """The messages this predictor sends for `inputs`; `shown` replaces the signature shown."""
         adapter = adapter or ChatAdapter()
-        return adapter.format(self.prompt_signature, inputs=inputs, demos=self.demos,
+        return adapter.format(shown or self.signature, inputs=inputs, demos=self.demos,
                               json_mode=self.json_mode)
 
-    async def acall(self, inputs: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """Run once; append a TraceStep to `ctx.trace`; return the typed outputs."""
-        sig = self.prompt_signature
+    async def acall(self, inputs: Mapping[str, Any], ctx: CallContext, *, step: str | None = None,
+                    module: str | None = None, shown: Signature | None = None) -> dict[str, Any]:
+        """Run once; append a TraceStep to `ctx.trace`; return the typed outputs.
+
+        A composite passes `step` and `module` to label the trace record as its own, and
+        `shown` when the prompt shows a stricter signature than the one parsed (ReAct).
+        """
+        sig = self.signature
         lm = ctx.lm(self.lm)
-        messages = self.render(inputs, ctx.adapter)
+        messages = self.render(inputs, ctx.adapter, shown=shown)
         response_format = ctx.adapter.response_format(sig) if self.json_mode else None
-        record = TraceStep(step=self.name, module=self.kind, inputs=dict(inputs), messages=messages)
+        record = TraceStep(step=step or self.name, module=module or self.kind, predictor=self.name,
+                           inputs=dict(inputs), messages=messages)
         ctx.trace.steps.append(record)
         request = LMRequest(model=lm.model, messages=messages, response_format=response_format,
                             sample_index=ctx.sample_index, temperature=ctx.temperature)
         try:
-            response = await lm.complete(request)
-            record.usage.add(response.usage)
-            record.completion = response.text
-            try:
-                outputs = ctx.adapter.parse(sig, response.text, optional=self.optional_outputs)
-            except ParseError as first:
-                # One explicit, counted re-ask with the error fed back; never a hidden call.
-                record.attempts = 2
-                retry_messages = ctx.adapter.reask(messages, response.text, str(first), sig,
-                                                   json_mode=self.json_mode)
-                retry_request = request.model_copy(update={"messages": retry_messages})
-                retry = await lm.complete(retry_request)
-                record.usage.add(retry.usage)
-                record.usage.add(Usage(parse_retries=1))
-                record.completion = retry.text
-                outputs = ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
+            outputs = await self._complete(request, record, sig, lm, ctx)
             if self.constraints is not None:
                 outputs = await self._enforce(outputs, inputs, sig, lm, request, record, ctx)
         except Exception as exc:
@@ -126,6 +125,24 @@ class Predict:
             raise
         record.outputs = outputs
         return outputs
+
+    async def _complete(self, request: LMRequest, record: TraceStep, sig: Signature, lm: LM,
+                        ctx: CallContext) -> dict[str, Any]:
+        response = await lm.complete(request)
+        record.usage.add(response.usage)
+        record.completion = response.text
+        try:
+            return ctx.adapter.parse(sig, response.text, optional=self.optional_outputs)
+        except ParseError as first:
+            # One explicit, counted re-ask with the error fed back; never a hidden call.
+            record.attempts = 2
+            retry_messages = ctx.adapter.reask(request.messages, response.text, str(first), sig,
+                                               json_mode=self.json_mode)
+            retry = await lm.complete(request.model_copy(update={"messages": retry_messages}))
+            record.usage.add(retry.usage)
+            record.usage.add(Usage(parse_retries=1))
+            record.completion = retry.text
+            return ctx.adapter.parse(sig, retry.text, optional=self.optional_outputs)
 
     async def _enforce(self, outputs: dict[str, Any], inputs: Mapping[str, Any], sig: Signature, lm: LM,
                        request: LMRequest, record: TraceStep, ctx: CallContext) -> dict[str, Any]:
@@ -157,21 +174,37 @@ class Predict:
         return outputs
 
 
-class ChainOfThought(Predict):
-    """Predict with a `reasoning` output written before the real outputs."""
+def with_reasoning(signature: Signature) -> Signature:
+    """`signature` with a `reasoning` output first (unchanged if it already has one)."""
+    return signature if signature.output(REASONING.name) else signature.prepend_output(REASONING)
+
+
+class ChainOfThought(SignatureModule):
+    """A Predict that writes `reasoning` before the real outputs."""
 
     kind: ClassVar[str] = "chain_of_thought"
 
-    @property
-    def prompt_signature(self) -> Signature:
-        if self.signature.output("reasoning"):
-            return self.signature
-        return self.signature.prepend_output(REASONING)
-
-    @property
-    def optional_outputs(self) -> tuple[str, ...]:
+    def __init__(self, signature: Signature | str, *, name: str | None = None,
+                 demos: Sequence[Mapping[str, Any]] = (), lm: str | None = None, json_mode: bool = False):
+        super().__init__(signature, name=name, lm=lm, json_mode=json_mode)
         # A missing reasoning section should not sink an otherwise good answer.
-        return ("reasoning",)
+        self.predict = Predict(with_reasoning(self.signature), name=self.name, demos=demos, lm=lm,
+                               json_mode=json_mode, optional=(REASONING.name,))
+        self.finish_init()
+
+    @property
+    def produces(self) -> Signature:
+        return self.predict.signature
+
+    def answer_predictors(self) -> list[Predict]:
+        return [self.predict]
+
+    def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None) -> list[Message]:
+        return self.predict.render(inputs, adapter)
+
+    async def acall(self, inputs: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return await self.predict.acall(inputs, ctx, step=self.name, module=self.kind)
 
 
-MODULES: dict[str, type[Predict]] = {"predict": Predict, "chain_of_thought": ChainOfThought}
+# The modules a step can be rebuilt from its signature alone (an artifact without its spec).
+MODULES: dict[str, type[Predict] | type[ChainOfThought]] = {"predict": Predict, "chain_of_thought": ChainOfThought}

@@ -8,20 +8,22 @@ The named tool is called and the turn appended to the trajectory, until the LM p
 adapter's re-ask (then the loop ends, as in DSPy). A final chain-of-thought call over
 the inputs and the trajectory extracts the step's outputs.
 
-What compile tunes, and where it goes:
+A react step named NAME holds two predictors, each tuned on its own:
 
-* `signature.instructions` open the loop's instructions (before the agent and tool
-  description) and are the extraction call's instructions.
-* `demos` are full input/output examples of the step; they are given to the extraction
-  call. The loop calls get no demos (their fields are internal).
-* assert/suggest `constraints` set on the module apply to the extraction call.
+* `NAME.react`, the loop call: its instructions open each turn's prompt (the agent and
+  tool description follow; the tools are only known when the program runs). It starts
+  with the step's instructions and no demos.
+* `NAME.extract`, the extraction call (chain of thought): it starts with the step's
+  instructions and demos (full input/output examples of the step).
+
+Assert/suggest `constraints` set on the module apply to the extraction call.
 
 Mistakes are observations: a tool name that isn't one of the tools, args that aren't a
 JSON object or don't fit the tool, and a tool that raises all become an "error: ..."
 observation, and the loop goes on (see `promptc.core.tools`).
 
 Trace, per call of a step named NAME (`iteration` = the 0-based turn):
-`NAME.loop` for each turn's LM call; `NAME.<tool>` (module "tool", inputs = the args,
+`NAME.react` for each turn's LM call; `NAME.<tool>` (module "tool", inputs = the args,
 outputs = `{"observation": ...}`, `error` set if the call failed) for each tool call;
 `NAME.extract` for the extraction; then `NAME` (module "react") with the step's inputs
 and outputs, which bootstrapping turns into a demo.
@@ -35,8 +37,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from promptc.core.adapter import ChatAdapter
-from promptc.core.modules import CallContext, ChainOfThought, Predict
-from promptc.core.sampling import defuse, record, traced_acall, with_constraints
+from promptc.core.module import CallContext
+from promptc.core.modules import REASONING, Predict, SignatureModule, with_reasoning
+from promptc.core.sampling import defuse, record, traced_acall
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.tools import ERROR_PREFIX, Tool, as_tool
 from promptc.core.types import CoercionError, FieldType
@@ -86,30 +89,7 @@ def parse_tool_args(value: Any) -> dict[str, Any]:
     return dict(parsed)
 
 
-class _LoopPredict(Predict):
-    """Shows the strict loop signature but parses leniently.
-
-    The prompt names the allowed tools (a Literal) and asks for a JSON object, but a
-    reply outside that is read as plain text, so that the agent gets an observation
-    saying what was wrong instead of the step failing.
-    """
-
-    kind: ClassVar[str] = "predict"
-
-    def __init__(self, shown: Signature, lenient: Signature, **kwargs: Any):
-        super().__init__(lenient, **kwargs)
-        self.shown = shown
-
-    def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None) -> list[Message]:
-        adapter = adapter or ChatAdapter()
-        return adapter.format(self.shown, inputs=inputs, demos=self.demos, json_mode=self.json_mode)
-
-    @property
-    def optional_outputs(self) -> tuple[str, ...]:
-        return ("next_thought", "next_tool_args")
-
-
-class ReAct(Predict):
+class ReAct(SignatureModule):
     """A tool-using agent loop, then an extraction of the step's outputs.
 
     `tools` are names looked up in `ctx.tools` at call time (None: every configured
@@ -118,10 +98,11 @@ class ReAct(Predict):
 
     kind: ClassVar[str] = "react"
 
-    def __init__(self, signature: Signature, *, tools: Sequence[str] | None = None, max_iters: int = 5,
+    def __init__(self, signature: Signature | str, *, tools: Sequence[str] | None = None, max_iters: int = 5,
                  name: str | None = None, demos: Sequence[Mapping[str, Any]] = (),
                  lm: str | None = None, json_mode: bool = False):
-        super().__init__(signature, name=name, demos=demos, lm=lm, json_mode=json_mode)
+        super().__init__(signature, name=name, lm=lm, json_mode=json_mode)
+        signature = self.signature
         if max_iters < 1:
             raise ValueError(f"react step '{self.name}' needs max_iters >= 1, got {max_iters}")
         clash = [n for n in (TRAJECTORY.name, *_LOOP_OUTPUTS) if signature.input(n)]
@@ -132,14 +113,26 @@ class ReAct(Predict):
             raise ValueError(f"react step '{self.name}': '{FINISH}' is reserved and can't name a tool")
         self.tools: tuple[str, ...] | None = None if tools is None else tuple(tools)
         self.max_iters = max_iters
+        self.max_calls = max_iters + 1
+        # The loop's reply is read leniently (any tool name, args as text): a bad turn becomes
+        # an observation the agent can correct instead of a failed step.
+        self.react = Predict(self.loop_signature(), lm=lm, json_mode=json_mode,
+                             optional=("next_thought", "next_tool_args"))
+        self.extract = Predict(with_reasoning(self.extract_signature()), demos=demos, lm=lm,
+                               json_mode=json_mode, optional=(REASONING.name,))
+        self.finish_init()
+
+    def answer_predictors(self) -> list[Predict]:
+        return [self.extract]
 
     # -- signatures -------------------------------------------------------------------
     def loop_instructions(self, tools: Mapping[str, Tool | None]) -> str:
-        """The loop's instructions: the step's own, then the agent and its tools."""
+        """The loop's instructions: the tuned `react` predictor's own, then the agent and its tools."""
         sig = self.signature
+        own = self.react.signature.instructions.strip()
         ins = ", ".join(f"`{n}`" for n in sig.input_names) or "nothing"
         outs = ", ".join(f"`{n}`" for n in sig.output_names)
-        lines = [sig.instructions.strip() + "\n"] if sig.instructions.strip() else []
+        lines = [own + "\n"] if own else []
         lines += [
             f"You are an agent. In each turn you are given the fields {ins} as input, and your "
             "trajectory so far.",
@@ -161,31 +154,35 @@ class ReAct(Predict):
                      f"information needed to produce {outs} is now available. Arguments: {{}}")
         return "\n".join(lines)
 
-    def loop_signatures(self, tools: Mapping[str, Tool | None]) -> tuple[Signature, Signature]:
-        """(shown, lenient) signatures of one turn: what the LM is asked, what is parsed."""
-        names = FieldType(kind="enum", values=(*tools, FINISH))
-        shown = Signature(
-            name=f"{self.signature.name}_react", instructions=self.loop_instructions(tools),
-            inputs=(*self.signature.inputs, TRAJECTORY),
-            outputs=(NEXT_THOUGHT, FieldSpec(name="next_tool_name", type=names),
-                     FieldSpec(name="next_tool_args", type=_OBJECT, desc=_ARGS_DESC)))
-        # In JSON mode the args arrive as a nested object; as text they are read by hand.
+    def loop_signature(self) -> Signature:
+        """What one turn's reply is parsed as: any tool name; args as text (or JSON in JSON mode)."""
         args = FieldType(kind="json") if self.json_mode else FieldType()
-        lenient = shown.model_copy(update={"outputs": (
-            NEXT_THOUGHT, FieldSpec(name="next_tool_name"),
-            FieldSpec(name="next_tool_args", type=args, desc=_ARGS_DESC))})
-        return shown, lenient
+        return Signature(
+            name=f"{self.signature.name}_react", instructions=self.signature.instructions,
+            inputs=(*self.signature.inputs, TRAJECTORY),
+            outputs=(NEXT_THOUGHT, FieldSpec(name="next_tool_name"),
+                     FieldSpec(name="next_tool_args", type=args, desc=_ARGS_DESC)))
+
+    def shown_signature(self, tools: Mapping[str, Tool | None]) -> Signature:
+        """What one turn's prompt shows: the tools by name, args as a JSON object."""
+        names = FieldType(kind="enum", values=(*tools, FINISH))
+        loop = self.react.signature
+        return loop.model_copy(update={"instructions": self.loop_instructions(tools), "outputs": (
+            NEXT_THOUGHT, FieldSpec(name="next_tool_name", type=names),
+            FieldSpec(name="next_tool_args", type=_OBJECT, desc=_ARGS_DESC))})
 
     def extract_signature(self) -> Signature:
         """Inputs + trajectory -> the step's outputs, with the step's instructions."""
         return self.signature.model_copy(update={"name": f"{self.signature.name}_extract",
                                                  "inputs": (*self.signature.inputs, TRAJECTORY)})
 
+    def shown_signature_of(self, predictor: Predict) -> Signature | None:
+        return self.shown_signature(dict.fromkeys(self.tools or ())) if predictor is self.react else None
+
     def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None) -> list[Message]:
         """The first turn's prompt (tools by name only: they are resolved at run time)."""
-        shown, lenient = self.loop_signatures(dict.fromkeys(self.tools or ()))
-        loop = _LoopPredict(shown, lenient, name=f"{self.name}.loop", json_mode=self.json_mode)
-        return loop.render({**inputs, TRAJECTORY.name: _NO_TURNS}, adapter)
+        shown = self.shown_signature(dict.fromkeys(self.tools or ()))
+        return self.react.render({**inputs, TRAJECTORY.name: _NO_TURNS}, adapter, shown=shown)
 
     def resolve_tools(self, ctx: CallContext) -> dict[str, Tool]:
         """This step's tools, by the names it uses, from `ctx.tools`."""
@@ -198,14 +195,13 @@ class ReAct(Predict):
     async def acall(self, inputs: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Run the loop, then extract the outputs; see the module docstring for the trace."""
         tools = self.resolve_tools(ctx)
-        shown, lenient = self.loop_signatures(tools)
+        shown = self.shown_signature(tools)
         tool_names = shown.output("next_tool_name").type  # type: ignore[union-attr]
-        loop = _LoopPredict(shown, lenient, name=f"{self.name}.loop", lm=self.lm, json_mode=self.json_mode)
         turns: list[Turn] = []
         for i in range(self.max_iters):
             try:
-                reply = await traced_acall(loop, {**inputs, TRAJECTORY.name: format_trajectory(turns)},
-                                           ctx, iteration=i)
+                reply = await traced_acall(self.react, {**inputs, TRAJECTORY.name: format_trajectory(turns)},
+                                           ctx, iteration=i, step=f"{self.name}.react", shown=shown)
             except ParseError:
                 break  # as DSPy: a turn that can't be read ends the loop; extract from what we have
             thought = str(reply.get("next_thought") or "")
@@ -229,9 +225,8 @@ class ReAct(Predict):
             record(ctx, f"{self.name}.{name}", "tool", args, {"observation": result.observation},
                    iteration=i, error=result.error)
             turns.append(Turn(thought, name, args, result.observation))
-        extract = with_constraints(ChainOfThought(self.extract_signature(), name=f"{self.name}.extract",
-                                                  demos=self.demos, lm=self.lm, json_mode=self.json_mode), self)
-        extracted = await extract.acall({**inputs, TRAJECTORY.name: format_trajectory(turns)}, ctx)
+        extracted = await self.extract.acall({**inputs, TRAJECTORY.name: format_trajectory(turns)}, ctx,
+                                             step=f"{self.name}.extract", module="chain_of_thought")
         outputs = {k: extracted[k] for k in self.signature.output_names}
         record(ctx, self.name, self.kind, inputs, outputs)
         return outputs

@@ -1,9 +1,12 @@
 """Sampling modules: draw several answers and keep the best (`best_of_n`), improve on
 feedback (`refine`), or compare several reasoning chains (`multi_chain_comparison`).
 
-Each is a `Predict` whose `signature.instructions` and `demos` are what compile tunes;
-they are used by every LM call the module makes on the task itself (the samples, the
-attempts). Samples are drawn at `temperature` with distinct `sample_index` values, so
+Each holds the predictors it calls, so compile tunes every distinct prompt: best_of_n
+one (`NAME`: every sample), refine two (`NAME.attempt`: the first attempt,
+`NAME.revise`: the attempts that get feedback), multi_chain_comparison two
+(`NAME.sample`: the chain-of-thought samples, `NAME.compare`: the comparing call). The
+step's `instructions` and `demos` seed them all (the comparing call gets no demos).
+Samples are drawn at `temperature` with distinct `sample_index` values, so
 each is its own cache entry and a re-run replays the same samples. Assert/suggest
 `constraints` set on the module apply to the calls that produce its answer (each
 sample or attempt; the comparing call).
@@ -29,12 +32,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from promptc.core.adapter import MARKER, ChatAdapter, format_value
-from promptc.core.modules import REASONING, CallContext, ChainOfThought, Predict
+from promptc.core.module import CallContext
+from promptc.core.modules import REASONING, Predict, SignatureModule, with_reasoning
+from promptc.core.score import MetricResult
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.trace import Trace, TraceStep
 from promptc.errors import AssertionFailed, ParseError
 from promptc.lm.base import Message
-from promptc.metrics.base import MetricResult
 
 Reward = Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[MetricResult]]
 
@@ -61,12 +65,14 @@ def merge_trace(ctx: CallContext, sub: CallContext, iteration: int | None) -> No
     ctx.trace.steps.extend(sub.trace.steps)
 
 
-async def traced_acall(module: Predict, inputs: Mapping[str, Any], ctx: CallContext, *,
-                       iteration: int | None, **changes: Any) -> dict[str, Any]:
-    """`module.acall` whose trace steps are tagged with `iteration` (even when it fails)."""
+async def traced_acall(predictor: Predict, inputs: Mapping[str, Any], ctx: CallContext, *,
+                       iteration: int | None, step: str, module: str = "predict",
+                       shown: Signature | None = None, **changes: Any) -> dict[str, Any]:
+    """`predictor.acall` labelled `step`, whose trace steps are tagged with `iteration` (even
+    when it fails); `changes` adjust the context (sample_index, temperature)."""
     sub = sub_context(ctx, **changes)
     try:
-        return await module.acall(inputs, sub)
+        return await predictor.acall(inputs, sub, step=step, module=module, shown=shown)
     finally:
         merge_trace(ctx, sub, iteration)
 
@@ -78,12 +84,6 @@ def record(ctx: CallContext, step: str, module: str, inputs: Mapping[str, Any],
                       iteration=iteration, error=error)
     ctx.trace.steps.append(entry)
     return entry
-
-
-def with_constraints(inner: Predict, outer: Predict) -> Predict:
-    """`inner` checked by `outer`'s assert/suggest constraints, if it has any."""
-    inner.constraints = getattr(outer, "constraints", None)
-    return inner
 
 
 def defuse(text: str) -> str:
@@ -113,7 +113,7 @@ async def score(reward: Reward | None, inputs: Mapping[str, Any], outputs: Mappi
 
 
 # -- best_of_n / refine ------------------------------------------------------------------
-class BestOfN(Predict):
+class BestOfN(SignatureModule):
     """Draw up to `n` samples of the same prompt; keep the one the reward scores highest.
 
     Stops early once a sample reaches `threshold` (or 1.0 without one). Ties go to the
@@ -125,22 +125,32 @@ class BestOfN(Predict):
     step_suffix: ClassVar[str] = "sample"
     records_feedback: ClassVar[bool] = False
 
-    def __init__(self, signature: Signature, *, n: int = 3, reward: Reward | None = None,
+    def __init__(self, signature: Signature | str, *, n: int = 3, reward: Reward | None = None,
                  threshold: float | None = None, temperature: float | None = 0.7,
                  name: str | None = None, demos: Sequence[Mapping[str, Any]] = (),
                  lm: str | None = None, json_mode: bool = False):
-        super().__init__(signature, name=name, demos=demos, lm=lm, json_mode=json_mode)
+        super().__init__(signature, name=name, lm=lm, json_mode=json_mode)
         if n < 1:
             raise ValueError(f"{self.kind} needs n >= 1, got {n}")
         self.n, self.reward, self.threshold, self.temperature = n, reward, threshold, temperature
+        self.max_calls = n
+        self.attempt = Predict(self.signature, demos=demos, lm=lm, json_mode=json_mode)
+        self._add_predictors(demos)
+        self.finish_init()
 
-    def _module(self, signature: Signature) -> Predict:
-        return with_constraints(Predict(signature, name=f"{self.name}.{self.step_suffix}",
-                                        demos=self.demos, lm=self.lm, json_mode=self.json_mode), self)
+    def _add_predictors(self, demos: Sequence[Mapping[str, Any]]) -> None:
+        """Hook for subclasses with more predictors than the one that samples."""
+
+    def answer_predictors(self) -> list[Predict]:
+        return [self.attempt]
+
+    def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None) -> list[Message]:
+        return self.attempt.render(inputs, adapter)
 
     async def _attempt(self, i: int, inputs: Mapping[str, Any], ctx: CallContext, feedback: str | None,
                        sample_index: int) -> dict[str, Any]:
-        return await traced_acall(self._module(self.signature), inputs, ctx, iteration=i,
+        return await traced_acall(self.attempt, inputs, ctx, iteration=i,
+                                  step=f"{self.name}.{self.step_suffix}",
                                   sample_index=sample_index, temperature=self.temperature)
 
     def _feedback(self, outputs: Mapping[str, Any] | None, result: MetricResult | None,
@@ -152,6 +162,7 @@ class BestOfN(Predict):
         # Scaling by n keeps the sample indices of different outer samples (e.g. bootstrap
         # rounds) disjoint, so no two draws ever share a cache entry.
         base = ctx.sample_index * self.n
+        first = len(ctx.trace.steps)
         scores: list[float | None] = []
         notes: list[str | None] = []
         best: tuple[int, float, dict[str, Any]] | None = None
@@ -184,6 +195,8 @@ class BestOfN(Predict):
                    error=f"every sample failed: {last_error}")
             raise last_error
         record(ctx, f"{self.name}.select", self.kind, {}, summary)
+        for entry in ctx.trace.steps[first:]:
+            entry.rejected = entry.predictor is not None and entry.iteration != best[0]
         outputs = {k: best[2][k] for k in self.signature.output_names if k in best[2]}
         record(ctx, self.name, self.kind, inputs, outputs)
         return outputs
@@ -192,20 +205,24 @@ class BestOfN(Predict):
 class Refine(BestOfN):
     """Like best_of_n, but each attempt below the threshold is fed back into the next.
 
-    From the second attempt on, the prompt has one more input, `feedback`: the previous
-    attempt's outputs (or its parse error), its score and the reward's feedback text.
-    The best attempt is kept. Demos are given to every attempt (they lack `feedback`,
-    which the prompt then simply omits for them).
+    The first attempt is the `attempt` predictor's; later ones are the `revise`
+    predictor's, whose prompt has one more input, `feedback`: the previous attempt's
+    outputs (or its parse error), its score and the reward's feedback text. The best
+    attempt is kept. Both start with the step's demos (which lack `feedback`; the prompt
+    then simply omits it for them).
     """
 
     kind: ClassVar[str] = "refine"
     step_suffix: ClassVar[str] = "attempt"
     records_feedback: ClassVar[bool] = True
 
-    def __init__(self, signature: Signature, **kwargs: Any):
-        super().__init__(signature, **kwargs)
-        if signature.input(FEEDBACK.name):
+    def _add_predictors(self, demos: Sequence[Mapping[str, Any]]) -> None:
+        if self.signature.input(FEEDBACK.name):
             raise ValueError(f"refine step '{self.name}': its signature already has an input named 'feedback'")
+        self.revise = Predict(self.feedback_signature(), demos=demos, lm=self.lm, json_mode=self.json_mode)
+
+    def answer_predictors(self) -> list[Predict]:
+        return [self.attempt, self.revise]
 
     def feedback_signature(self) -> Signature:
         """The signature of attempts after the first: the inputs plus `feedback`."""
@@ -226,76 +243,76 @@ class Refine(BestOfN):
                        sample_index: int) -> dict[str, Any]:
         if feedback is None:
             return await super()._attempt(i, inputs, ctx, None, sample_index)
-        return await traced_acall(self._module(self.feedback_signature()),
-                                  {**inputs, FEEDBACK.name: feedback}, ctx, iteration=i,
+        return await traced_acall(self.revise, {**inputs, FEEDBACK.name: feedback}, ctx, iteration=i,
+                                  step=f"{self.name}.{self.step_suffix}",
                                   sample_index=sample_index, temperature=self.temperature)
 
 
 # -- multi-chain comparison --------------------------------------------------------------
-class _Compare(Predict):
-    kind: ClassVar[str] = "predict"
-
-    @property
-    def optional_outputs(self) -> tuple[str, ...]:
-        return (RATIONALE.name,)  # a missing rationale should not sink a good answer
-
-
-class MultiChainComparison(Predict):
+class MultiChainComparison(SignatureModule):
     """Sample `m` chain-of-thought attempts, then compare them in one more call (DSPy's MCC).
 
-    The samples use the module's instructions and demos; the comparing call gets the
-    instructions plus a note on comparing, the inputs and the numbered `attempts`, and
-    writes a `rationale` before the outputs. Returns the rationale and the outputs.
-    Samples that fail to parse are left out; if all do, the last parse error is raised.
+    The `sample` predictor writes each attempt (the step's instructions and demos); the
+    `compare` predictor gets the instructions plus a note on comparing, the inputs and the
+    numbered `attempts`, and writes a `rationale` before the outputs. Returns the rationale
+    and the outputs. Samples that fail to parse are left out; if all do, the last parse
+    error is raised.
     """
 
     kind: ClassVar[str] = "multi_chain_comparison"
 
-    def __init__(self, signature: Signature, *, m: int = 3, temperature: float | None = 0.7,
+    def __init__(self, signature: Signature | str, *, m: int = 3, temperature: float | None = 0.7,
                  name: str | None = None, demos: Sequence[Mapping[str, Any]] = (),
                  lm: str | None = None, json_mode: bool = False):
-        super().__init__(signature, name=name, demos=demos, lm=lm, json_mode=json_mode)
+        super().__init__(signature, name=name, lm=lm, json_mode=json_mode)
         if m < 1:
             raise ValueError(f"{self.kind} needs m >= 1, got {m}")
-        if signature.input(ATTEMPTS.name):
+        if self.signature.input(ATTEMPTS.name):
             raise ValueError(f"{self.kind} step '{self.name}': its signature already has an input named 'attempts'")
         self.m, self.temperature = m, temperature
+        self.max_calls = m + 1
+        self.sample = Predict(with_reasoning(self.signature), demos=demos, lm=lm, json_mode=json_mode,
+                              optional=(REASONING.name,))
+        # A missing rationale should not sink a good answer.
+        self.compare = Predict(self.compare_signature(), lm=lm, json_mode=json_mode,
+                               optional=(RATIONALE.name,))
+        self.finish_init()
 
     @property
-    def prompt_signature(self) -> Signature:
+    def produces(self) -> Signature:
         if self.signature.output(RATIONALE.name):
             return self.signature
         return self.signature.prepend_output(RATIONALE)
 
     def compare_signature(self) -> Signature:
         """Inputs + `attempts` -> `rationale` + outputs."""
-        sig = self.prompt_signature
+        sig = self.produces
         instructions = "\n\n".join(p for p in (sig.instructions.strip(), COMPARE_NOTE) if p)
         return sig.model_copy(update={"name": f"{sig.name}_compare", "instructions": instructions,
                                       "inputs": (*sig.inputs, ATTEMPTS)})
 
-    def _sampler(self) -> ChainOfThought:
-        return ChainOfThought(self.signature, name=f"{self.name}.sample", demos=self.demos,
-                              lm=self.lm, json_mode=self.json_mode)
+    def answer_predictors(self) -> list[Predict]:
+        return [self.compare]
 
     def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None) -> list[Message]:
         """The prompt of each sample (the comparing call's prompt depends on them)."""
-        return self._sampler().render(inputs, adapter)
+        return self.sample.render(inputs, adapter)
 
     def format_attempts(self, attempts: Sequence[Mapping[str, Any]]) -> str:
         """The attempts' reasoning and answers, numbered."""
         fields = [REASONING.name, *self.signature.output_names]
-        sig = self._sampler().prompt_signature
-        return "\n\n".join(f"Attempt {i}:\n{format_outputs(sig, a, fields)}"
+        return "\n\n".join(f"Attempt {i}:\n{format_outputs(self.sample.signature, a, fields)}"
                            for i, a in enumerate(attempts, 1))
 
     async def acall(self, inputs: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
         """M samples (concurrently), then the comparing call; record the result."""
-        sampler = self._sampler()
         base = ctx.sample_index * self.m
         subs = [sub_context(ctx, sample_index=base + i, temperature=self.temperature) for i in range(self.m)]
+        label = f"{self.name}.sample"
         try:
-            results = await asyncio.gather(*(sampler.acall(inputs, s) for s in subs), return_exceptions=True)
+            results = await asyncio.gather(
+                *(self.sample.acall(inputs, s, step=label, module="chain_of_thought") for s in subs),
+                return_exceptions=True)
         finally:
             for i, s in enumerate(subs):  # in sample order, whatever order they finished in
                 merge_trace(ctx, s, i)
@@ -305,9 +322,8 @@ class MultiChainComparison(Predict):
         attempts = [r for r in results if isinstance(r, dict)]
         if not attempts:
             raise next(r for r in reversed(results) if isinstance(r, ParseError))
-        compare = with_constraints(_Compare(self.compare_signature(), name=f"{self.name}.compare",
-                                            lm=self.lm, json_mode=self.json_mode), self)
-        outputs = await compare.acall({**inputs, ATTEMPTS.name: self.format_attempts(attempts)}, ctx)
-        outputs = {k: outputs[k] for k in self.prompt_signature.output_names if k in outputs}
+        outputs = await self.compare.acall({**inputs, ATTEMPTS.name: self.format_attempts(attempts)}, ctx,
+                                           step=f"{self.name}.compare")
+        outputs = {k: outputs[k] for k in self.produces.output_names if k in outputs}
         record(ctx, self.name, self.kind, inputs, outputs)
         return outputs

@@ -18,6 +18,7 @@ class TraceStep(BaseModel):
 
     step: str
     module: str
+    predictor: str | None = None  # the tunable predictor that made this LM call (None: no LM call)
     inputs: dict[str, Any]
     outputs: dict[str, Any] = Field(default_factory=dict)
     messages: list[Message] = Field(default_factory=list)
@@ -28,6 +29,7 @@ class TraceStep(BaseModel):
     iteration: int | None = None  # the loop iteration (0-based) this call ran in
     branch: str | None = None  # the branch case taken, as 'BRANCH[i]'
     violations: list[dict[str, Any]] = Field(default_factory=list)  # constraints still failing at the end
+    rejected: bool = False  # a sample its module did not keep (best_of_n, refine): never a demo
 
 
 class Trace(BaseModel):

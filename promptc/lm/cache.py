@@ -20,7 +20,11 @@ Concurrency and durability choices:
 * Several processes may share the file: `busy_timeout` makes SQLite wait for a
   lock, and the few cases where it returns "database is locked" at once (e.g. WAL
   recovery, schema creation races) are retried here with backoff.
-* Hit counts are kept in memory and flushed in batches, so `get` stays a pure read.
+* Hit counts are kept in memory and flushed in batches, so `get` stays a pure read;
+  `release()` and `close()` flush them.
+* Lifetime: `release()` (called when a job or a call ends, through `CachedLM.aclose`)
+  flushes and closes the connection, and the next use reopens it, so nothing stays
+  open between jobs; `close()` (the owning `Runtime`'s) is final.
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ class SQLiteCache:
         self._pending_hits: dict[str, int] = {}
         self._pending_count = 0
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -211,7 +216,9 @@ class SQLiteCache:
         """The connection, under the lock; SQLite failures become a UsageError."""
         with self._lock:
             if self._conn is None:
-                raise UsageError(f"the LM cache at {self.path} is closed")
+                if self._closed:
+                    raise UsageError(f"the LM cache at {self.path} is closed")
+                self._conn = self._open()  # released after an earlier job: reopen
             try:
                 yield self._conn
             except sqlite3.OperationalError as exc:
@@ -329,8 +336,17 @@ class SQLiteCache:
                 )
         return int(deleted)
 
+    def release(self) -> None:
+        """Flush hit counts and close the connection; the next use reopens it."""
+        self._disconnect()
+
     def close(self) -> None:
-        """Flush hit counts and close the connection. Safe to call twice."""
+        """Flush hit counts and close the connection for good. Safe to call twice."""
+        with self._lock:
+            self._closed = True
+            self._disconnect()
+
+    def _disconnect(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is None:

@@ -4,6 +4,9 @@ Works against OpenAI, vLLM, Ollama, llama.cpp server, or promptc.testing's fake 
 The SDK's own retries are off (`max_retries=0`): tenacity owns retrying, so retries
 never stack. Concurrency adapts to 429s (AIMD) and an optional client-side limiter
 keeps requests and tokens per minute under the configured budget.
+
+The client only talks to its endpoint: caching, offline-only replay and budgets are
+layers around it (`promptc.lm.layers`, `promptc.lm.budget`), stacked by the runtime.
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from promptc.errors import LMAuthError, LMConfigError, LMError, OfflineCacheMiss
+from promptc.errors import LMAuthError, LMConfigError, LMError
 from promptc.lm.base import LMRequest, LMResponse, Price, Usage
-from promptc.lm.cache import SQLiteCache
 from promptc.lm.ratelimit import AdaptiveConcurrency, RateLimiter
 from promptc.lm.retry import is_retryable, status_of
 from promptc.retry import RetriesExhausted, with_retries
@@ -39,7 +41,7 @@ class OpenAICompatibleLM:
                  api_key_env: str = "OPENAI_API_KEY", temperature: float | None = 0.0,
                  max_tokens: int | None = None, timeout: float = 60.0, max_retries: int = 6,
                  concurrency: int = 16, rpm: int | None = None, tpm: int | None = None,
-                 cache: SQLiteCache | None = None, price: Price | None = None):
+                 price: Price | None = None):
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.api_key_env = api_key_env
@@ -47,8 +49,7 @@ class OpenAICompatibleLM:
         self.temperature, self.max_tokens = temperature, max_tokens
         self.timeout, self.max_retries = timeout, max_retries
         self.max_concurrency, self.rpm, self.tpm = concurrency, rpm, tpm
-        self.cache, self.price = cache, price
-        self.offline_only = False  # set by `--offline`: a cache miss is an error, not a request
+        self.price = price
         self._state: _LoopState | None = None
 
     def __repr__(self) -> str:  # never show the key
@@ -69,20 +70,7 @@ class OpenAICompatibleLM:
         )
 
     async def complete(self, request: LMRequest) -> LMResponse:
-        request = self.resolve(request)
-        key = request.cache_key(self.cache_namespace) if self.cache is not None else None
-        if self.cache is not None and key:
-            hit = self.cache.get(key)
-            if hit is not None:
-                return LMResponse(text=hit.text, model=hit.model, finish_reason=hit.finish_reason,
-                                  cached=True, usage=Usage(calls=1, cache_hits=1))
-        if self.offline_only:
-            raise OfflineCacheMiss(f"cache miss for model '{self.model}' while running offline "
-                                   "(--offline): run once online to fill the cache, and commit it")
-        response = await self._send(request)
-        if self.cache is not None and key:
-            self.cache.set(key, request, response)
-        return response
+        return await self._send(self.resolve(request))
 
     async def aclose(self) -> None:
         state, self._state = self._state, None

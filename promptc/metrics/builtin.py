@@ -15,17 +15,16 @@ import string
 import unicodedata
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from promptc.core.jsonschema import SchemaViolation, validate_json_schema
 from promptc.core.types import CoercionError, _parse_number, as_text, count_words, strip_fences
 from promptc.metrics.base import MetricResult
 
-if TYPE_CHECKING:
-    from promptc.metrics.config import MetricConfig
-
 # What every metric is turned into: sync metrics return a result, async ones an awaitable.
 MetricFn = Callable[[Mapping[str, Any], Mapping[str, Any], Any], "MetricResult | Awaitable[Any]"]
+# A built-in scorer with its options bound: (prediction value, gold value or None) -> result.
+Scorer = Callable[[Any, Any], MetricResult]
 
 BINARY_TYPES = frozenset({"exact_match", "contains", "regex", "numeric_match", "label_accuracy",
                           "json_valid", "json_schema", "max_words", "max_chars", "min_words"})
@@ -280,29 +279,8 @@ def read_gold(example: Mapping[str, Any], gold: str) -> Any:
     return example[gold]
 
 
-def builtin_metric(cfg: MetricConfig, field: str, gold: str) -> MetricFn:
-    """A row-level function for a built-in (non-judge) metric config."""
-    kind = cfg.type
-    # Each scorer takes (prediction value, gold value or None).
-    scorers: dict[str, Callable[[Any, Any], MetricResult]] = {
-        "exact_match": exact_match,
-        "f1": f1,
-        "label_accuracy": label_accuracy,
-        "contains": lambda p, g: contains(p, g, ignore_case=cfg.ignore_case),
-        "numeric_match": lambda p, g: numeric_match(
-            p, g, tolerance=cfg.tolerance, relative_tolerance=cfg.relative_tolerance),
-        "json_valid": lambda p, _: json_valid(p),
-        "json_schema": lambda p, _: json_schema(p, cfg.json_schema or {}),
-        "max_words": lambda p, _: max_words(p, cfg.limit or 0),
-        "max_chars": lambda p, _: max_chars(p, cfg.limit or 0),
-        "min_words": lambda p, _: min_words(p, cfg.limit or 0),
-    }
-    if kind == "regex":
-        pattern = cfg.compiled_pattern()
-        scorers["regex"] = lambda p, _: regex(p, pattern)
-    if kind not in scorers:
-        raise ValueError(f"'{kind}' is not a built-in metric type")
-    scorer = scorers[kind]
+def builtin_metric(kind: str, scorer: Scorer, field: str, gold: str) -> MetricFn:
+    """A row-level function: `scorer(prediction[field], example[gold] or None)`."""
     needs_gold = kind in GOLD_TYPES
 
     def metric(example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Any = None) -> MetricResult:

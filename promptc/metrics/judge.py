@@ -12,8 +12,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from promptc.core.graph import Step
+from promptc.core.graph_program import GraphProgram
 from promptc.core.modules import Predict
-from promptc.core.program import Program, Step
+from promptc.core.program import Program
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.types import FieldType, as_text
 from promptc.lm.base import LM, Usage
@@ -72,7 +74,7 @@ class JudgeRunner:
             raise ValueError(f"llm_judge needs an LM named '{name}' "
                              f"(configured: {', '.join(self.lms) or 'none'})")
         step = Step(Predict(JUDGE_SIGNATURE, name="llm_judge", lm=name), bindings={})
-        return Program([step], name="llm_judge", lms=self.lms)
+        return GraphProgram([step], name="llm_judge", lms=self.lms)
 
     async def grade(self, program: Program, *, inputs: str, gold: str, prediction: str,
                     rubric: str) -> MetricResult:

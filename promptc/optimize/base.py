@@ -21,12 +21,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from promptc.core.example import Example
-from promptc.core.program import Program, StepState
+from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
-from promptc.errors import BudgetExhausted, UsageError
+from promptc.errors import UsageError
 from promptc.lm.base import LM, Usage
+from promptc.lm.budget import Budget
 from promptc.metrics.config import NamedMetric
-from promptc.optimize.budget import Budget
 from promptc.runner.batch import RowResult, WorkItem, execute
 
 
@@ -40,7 +40,7 @@ class Trial(BaseModel):
     score: float | None = Field(default=None, description="mean primary metric on the eval set")
     n: int = 0
     full_eval: bool = True
-    state: dict[str, StepState] = Field(default_factory=dict)
+    state: dict[str, PredictorState] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
 
@@ -148,24 +148,21 @@ class Optimizer(Protocol):
 
 async def score_program(program: Program, examples: Sequence[Example], metric: NamedMetric, *,
                         concurrency: int = 16) -> tuple[float, list[float]]:
-    """Mean metric score over `examples`; a failed row scores 0. Budget exhaustion propagates."""
+    """Mean metric score over `examples` and the scores it is made of, scored like `eval`
+    (`promptc.evaluation.scoring`): a failed answer scores 0, an error row counts in neither.
+    Budget exhaustion propagates."""
+    from promptc.evaluation.scoring import score_row
+
     scores: dict[int, float] = {}
 
-    async def post(result: RowResult) -> float:
-        if result.prediction is None:
-            return 0.0
-        try:
-            got = await metric.acall(result.item.record, dict(result.prediction), result.trace)
-        except BudgetExhausted:
-            raise
-        except Exception:
-            return 0.0
-        return got.score
+    def keep(result: RowResult) -> None:
+        score = result.extra.scores.get(metric.name) if result.extra is not None else None
+        if score is not None:
+            scores[result.item.row] = score
 
     items = [WorkItem(row=i, inputs=ex.inputs(), record=dict(ex)) for i, ex in enumerate(examples)]
-    await execute(program, items, lambda r: scores.__setitem__(r.item.row, r.extra or 0.0),
-                  concurrency=concurrency, post=post)
-    ordered = [scores.get(i, 0.0) for i in range(len(items))]
+    await execute(program, items, keep, concurrency=concurrency, post=lambda r: score_row(r, [metric]))
+    ordered = [scores[i] for i in range(len(items)) if i in scores]
     return (sum(ordered) / len(ordered) if ordered else 0.0), ordered
 
 
@@ -174,5 +171,5 @@ def examples_from_rows(rows: Sequence[Mapping[str, Any]], input_keys: Sequence[s
     return [Example(row, input_keys=input_keys) for row in rows]
 
 
-def dumps_state(state: Mapping[str, StepState]) -> str:
+def dumps_state(state: Mapping[str, PredictorState]) -> str:
     return json.dumps({k: v.model_dump() for k, v in state.items()}, sort_keys=True)

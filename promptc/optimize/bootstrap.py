@@ -2,9 +2,10 @@
 
 Bootstrapping (after DSPy's BootstrapFewShot): a teacher — the program itself, or the same
 program on the spec's `teacher` LM — runs on training examples; every run whose *final*
-output passes the metric yields a demo for *every* step, intermediate steps included, so
-steps without labels of their own still get demonstrations. Chain-of-thought demos keep
-the generated reasoning.
+output passes the metric yields a demo for *every* predictor that ran, intermediate ones
+and those inside composite modules (a ReAct loop, a refine revision) included, so LM calls
+without labels of their own still get demonstrations. Chain-of-thought demos keep the
+generated reasoning; samples a best_of_n/refine step did not keep are not demos.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from promptc.core.example import Example
-from promptc.core.program import Program, StepState
+from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
 from promptc.errors import FATAL_LM_ERRORS, BudgetExhausted, StepFailed
 from promptc.lm.base import LM
@@ -38,29 +39,28 @@ class BootstrapSettings(BaseModel):
 
 @dataclass
 class Bootstrapped:
-    """Demos per step from successful runs, and which training examples they used."""
+    """Demos per predictor from successful runs, and which training examples they used."""
 
-    demos: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    demos: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by predictor name
     used: set[int] = field(default_factory=set)
     traces: list[Trace] = field(default_factory=list)
     attempted: int = 0
 
 
-def labeled_demo(program: Program, step_name: str, example: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A demo for one step from a labelled example, if it holds the step's fields."""
-    module = program.step(step_name).module
-    sig = module.prompt_signature
-    bindings = program.resolved[[s.name for s in program.steps].index(step_name)]
+def labeled_demo(program: Program, predictor_name: str, example: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A demo for one predictor from a labelled example, if it holds the predictor's fields."""
+    sig = program.predictor(predictor_name).signature
+    sources = program.input_sources(predictor_name)
     demo: dict[str, Any] = {}
     for f in sig.inputs:
-        source = bindings[f.name].field if f.name in bindings else f.name
+        source = sources.get(f.name, f.name)
         if source not in example and f.name not in example:
             return None
         demo[f.name] = example.get(f.name, example.get(source))
     outputs = {f.name: example[f.name] for f in sig.outputs if f.name in example}
     if not outputs:
         return None
-    for f in sig.outputs:  # a label this step can't produce (e.g. another branch's class) is no demo for it
+    for f in sig.outputs:  # a label it can't produce (e.g. another branch's class) is no demo for it
         if f.name in outputs:
             try:
                 f.type.coerce(outputs[f.name])
@@ -69,12 +69,12 @@ def labeled_demo(program: Program, step_name: str, example: Mapping[str, Any]) -
     return {**demo, **outputs}
 
 
-def labeled_state(program: Program, examples: Sequence[Example], k: int) -> dict[str, StepState]:
-    """Every step gets up to k labelled demos (from the examples that fit it)."""
+def labeled_state(program: Program, examples: Sequence[Example], k: int) -> dict[str, PredictorState]:
+    """Every predictor gets up to k labelled demos (from the examples that fit it)."""
     state = program.state()
-    for step in program.steps:
-        demos = [d for ex in examples if (d := labeled_demo(program, step.name, ex)) is not None]
-        state[step.name] = StepState(instructions=state[step.name].instructions, demos=demos[:k])
+    for name in state:
+        demos = [d for ex in examples if (d := labeled_demo(program, name, ex)) is not None]
+        state[name] = PredictorState(instructions=state[name].instructions, demos=demos[:k])
     return state
 
 
@@ -120,27 +120,28 @@ async def bootstrap(teacher: Program, trainset: Sequence[Example], metric: Named
                 if trace is not None and len(out.used) < max_demos:
                     out.used.add(index)
                     out.traces.append(trace)
-                    for step in trace.steps:
-                        out.demos.setdefault(step.step, []).append({**step.inputs, **step.outputs})
+                    for record in trace.steps:
+                        if record.predictor and record.error is None and not record.rejected:
+                            out.demos.setdefault(record.predictor, []).append({**record.inputs, **record.outputs})
         if len(out.used) >= max_demos:
             break
     return out
 
 
 def combine(program: Program, boot: Bootstrapped, trainset: Sequence[Example], *,
-            max_bootstrapped: int, max_labeled: int, rng: random.Random | None = None) -> dict[str, StepState]:
-    """Per step: bootstrapped demos first, then labelled ones from unused examples, up to the caps."""
+            max_bootstrapped: int, max_labeled: int, rng: random.Random | None = None) -> dict[str, PredictorState]:
+    """Per predictor: bootstrapped demos first, then labelled ones from unused examples, up to the caps."""
     state = program.state()
     unused = [ex for i, ex in enumerate(trainset) if i not in boot.used]
     if rng is not None:
         unused = rng.sample(unused, len(unused))
-    for step in program.steps:
-        demos = boot.demos.get(step.name, [])[:max_bootstrapped]
+    for name in state:
+        demos = boot.demos.get(name, [])[:max_bootstrapped]
         room = max(0, max_labeled - len(demos))
         if room:
-            extra = [d for ex in unused if (d := labeled_demo(program, step.name, ex)) is not None]
+            extra = [d for ex in unused if (d := labeled_demo(program, name, ex)) is not None]
             demos = demos + extra[:room]
-        state[step.name] = StepState(instructions=state[step.name].instructions, demos=demos)
+        state[name] = PredictorState(instructions=state[name].instructions, demos=demos)
     return state
 
 

@@ -19,7 +19,7 @@ from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, la
 
 
 class LabeledFewShot:
-    """k labelled training examples as demos for every step they fit."""
+    """k labelled training examples as demos for every predictor they fit."""
 
     name = "labeled_few_shot"
 
@@ -31,7 +31,7 @@ class LabeledFewShot:
         self.settings = self.Settings(**settings)
 
     def planned_calls(self, ctx: CompileContext) -> int:
-        return 2 * len(ctx.devset) * len(ctx.program.steps)
+        return 2 * len(ctx.devset) * len(ctx.program.named_predictors())
 
     async def compile(self, ctx: CompileContext) -> Program:
         await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
@@ -44,7 +44,7 @@ class LabeledFewShot:
 
 
 class BootstrapFewShot:
-    """Demos for every step from the teacher's successful runs, topped up with labelled ones."""
+    """Demos for every predictor from the teacher's successful runs, topped up with labelled ones."""
 
     name = "bootstrap_few_shot"
     Settings = BootstrapSettings
@@ -53,7 +53,7 @@ class BootstrapFewShot:
         self.settings = BootstrapSettings(**settings)
 
     def planned_calls(self, ctx: CompileContext) -> int:
-        s, steps = self.settings, len(ctx.program.steps)
+        s, steps = self.settings, len(ctx.program.named_predictors())
         boot = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * steps
         return boot + 2 * len(ctx.devset) * steps
 
@@ -88,7 +88,7 @@ class RandomSearch:
         self.settings = self.Settings(**settings)
 
     def planned_calls(self, ctx: CompileContext) -> int:
-        s, steps = self.settings, len(ctx.program.steps)
+        s, steps = self.settings, len(ctx.program.named_predictors())
         per_candidate = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * steps
         return (s.num_candidates + 3) * (len(ctx.devset) * steps) + (s.num_candidates + 1) * per_candidate
 

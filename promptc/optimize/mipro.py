@@ -1,8 +1,8 @@
 """MIPRO: joint optimization of instructions and demos (Opsahl-Ong et al. 2024).
 
-1. Demo candidates per step: no demos, labelled demos only, and `num_candidates` sets
+1. Demo candidates per predictor: no demos, labelled demos only, and `num_candidates` sets
    bootstrapped from seeded shuffles of the train set (as random_search builds them).
-2. Instruction candidates per step: the original plus proposals from a grounded proposer
+2. Instruction candidates per predictor: the original plus proposals from a grounded proposer
    LM (see `proposer`): the spec's `proposer` LM, else `teacher`, else `default`.
 3. A Bayesian search (a categorical TPE, see `tpe`) over (instruction, demo set) per
    step. Each trial scores one configuration on a seeded random minibatch of dev
@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from promptc.core.program import Program, StepState
+from promptc.core.program import PredictorState, Program
 from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, Trial
 from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, labeled_state
@@ -59,7 +59,7 @@ PRESETS: dict[str, Plan] = {
 
 @dataclass
 class SearchSpace:
-    """Per step: instruction candidates and demo-set candidates (index 0 = the original/none)."""
+    """Per predictor: instruction candidates and demo-set candidates (index 0 = the original/none)."""
 
     instructions: dict[str, list[str]]
     demo_sets: dict[str, list[list[dict[str, Any]]]]
@@ -72,9 +72,9 @@ class SearchSpace:
             dims[f"{step}.demos"] = len(self.demo_sets[step])
         return dims
 
-    def state(self, params: dict[str, int]) -> dict[str, StepState]:
-        """The step states a configuration stands for."""
-        return {step: StepState(instructions=self.instructions[step][params[f"{step}.instruction"]],
+    def state(self, params: dict[str, int]) -> dict[str, PredictorState]:
+        """The predictor states a configuration stands for."""
+        return {step: PredictorState(instructions=self.instructions[step][params[f"{step}.instruction"]],
                                 demos=self.demo_sets[step][params[f"{step}.demos"]])
                 for step in self.instructions}
 
@@ -87,13 +87,13 @@ class SearchSpace:
 
 
 class MIPRO:
-    """Instructions and demos per step, searched jointly with a TPE on dev minibatches."""
+    """Instructions and demos per predictor, searched jointly with a TPE on dev minibatches."""
 
     name = "mipro"
 
     class Settings(BootstrapSettings):
         auto: Literal["light", "medium", "heavy"] = "light"
-        num_candidates: int | None = Field(None, ge=1, description="instructions and bootstrapped demo sets per step")
+        num_candidates: int | None = Field(None, ge=1, description="instructions and bootstrapped demo sets per predictor")
         num_trials: int | None = Field(None, ge=0, description="minibatch trials of the search")
         minibatch_size: int | None = Field(None, ge=1, description="dev examples per trial")
         full_eval_every: int | None = Field(None, ge=1, description="trials between full dev evaluations")
@@ -115,7 +115,7 @@ class MIPRO:
 
     def planned_calls(self, ctx: CompileContext) -> int:
         """An upper estimate: bootstraps, summary and proposals, minibatch trials, full evals."""
-        s, plan, steps = self.settings, self.plan(ctx), len(ctx.program.steps)
+        s, plan, steps = self.settings, self.plan(ctx), len(ctx.program.named_predictors())
         # A weak teacher may try every training example before enough runs pass.
         per_bootstrap = len(ctx.trainset) * s.max_rounds * steps
         proposals = 1 + (plan.num_candidates - 1) * steps
@@ -145,10 +145,10 @@ class MIPRO:
         summary = await summarize_dataset(proposer_lm, ctx.trainset, seed=ctx.seed) \
             if plan.num_candidates > 1 else ""
         instructions = {}
-        for step in ctx.program.steps:
-            instructions[step.name] = await propose_instructions(
-                ctx.program, step.name, lm=proposer_lm, n=plan.num_candidates, seed=ctx.seed,
-                dataset_summary=summary, demo_sets=demo_sets[step.name][2:],
+        for name, _ in ctx.program.named_predictors():
+            instructions[name] = await propose_instructions(
+                ctx.program, name, lm=proposer_lm, n=plan.num_candidates, seed=ctx.seed,
+                dataset_summary=summary, demo_sets=demo_sets[name][2:],
                 temperature=self.settings.init_temperature, concurrency=ctx.concurrency)
         return SearchSpace(instructions=instructions, demo_sets=demo_sets)
 
@@ -156,7 +156,8 @@ class MIPRO:
         # DSPy's layout: no demos, labelled only, bootstrapped in train order, then seeded
         # shuffles with a random number of bootstrapped demos.
         s, program = self.settings, ctx.program
-        states = [{step.name: StepState() for step in program.steps},
+        names = [name for name, _ in program.named_predictors()]
+        states = [{name: PredictorState() for name in names},
                   labeled_state(program, random.Random(ctx.seed).sample(ctx.trainset, len(ctx.trainset)),
                                 s.max_labeled_demos)]
         for j in range(2, plan.num_candidates + 2):
@@ -168,7 +169,7 @@ class MIPRO:
                                    lms=ctx.teacher_lms)
             states.append(combine(program, boot, order, max_bootstrapped=size,
                                   max_labeled=s.max_labeled_demos, rng=rng))
-        return {step.name: [list(state[step.name].demos) for state in states] for step in program.steps}
+        return {name: [list(state[name].demos) for state in states] for name in names}
 
     async def _search(self, ctx: CompileContext, plan: Plan, space: SearchSpace) -> None:
         dims = space.dimensions()
@@ -177,7 +178,7 @@ class MIPRO:
         minibatch_scores: dict[Config, list[float]] = {}
         configs: dict[Config, dict[str, int]] = {}
         fully_evaluated: set[Config] = set()
-        if not any(step.module.demos for step in ctx.program.steps):
+        if not any(p.demos for _, p in ctx.program.named_predictors()):
             fully_evaluated.add(tuple(0 for _ in dims))  # trial 0 already is (original, no demos)
         index = 1
         for t in range(plan.num_trials):

@@ -25,8 +25,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from promptc.core.example import Example
+from promptc.core.graph import Step
+from promptc.core.graph_program import GraphProgram
 from promptc.core.modules import Predict
-from promptc.core.program import Program, Step
+from promptc.core.program import Program
 from promptc.core.signature import FieldSpec, Signature
 from promptc.errors import FATAL_LM_ERRORS, StepFailed
 from promptc.lm.base import LM
@@ -73,8 +75,8 @@ _LABEL = re.compile(r"^(?:proposed[ _])?instruction\s*:\s*", re.I)
 
 def one_step_program(signature: Signature, lm: LM) -> Program:
     """A program of a single Predict step on `lm`, for the optimizer's own LM calls."""
-    return Program([Step(module=Predict(signature, name=signature.name), bindings={})],
-                   name=signature.name, lms={"default": lm})
+    return GraphProgram([Step(module=Predict(signature, name=signature.name), bindings={})],
+                        name=signature.name, lms={"default": lm})
 
 
 def format_examples(rows: Sequence[Mapping[str, Any]], *, limit: int | None = None) -> str:
@@ -92,22 +94,21 @@ def format_examples(rows: Sequence[Mapping[str, Any]], *, limit: int | None = No
     return "\n\n".join(blocks) or "(none)"
 
 
-def describe_step(program: Program, step_name: str) -> str:
-    """One step's name, module kind, signature and field descriptions."""
-    module = program.step(step_name).module
-    sig = module.signature
-    lines = [f"step '{step_name}' ({module.kind}): {sig.render()}"]
+def describe_step(program: Program, predictor_name: str) -> str:
+    """One LM call's name, signature and field descriptions."""
+    sig = program.predictor(predictor_name).signature
+    lines = [f"step '{predictor_name}': {sig.render()}"]
     lines += [f"  input {f.name}: {f.desc}" for f in sig.inputs if f.desc]
     lines += [f"  output {f.name}: {f.desc}" for f in sig.outputs if f.desc]
     return "\n".join(lines)
 
 
 def describe_program(program: Program) -> str:
-    """The program's structure: its steps in order, with what each reads and writes."""
-    lines = [f"program '{program.name}' runs {len(program.steps)} step(s) in order:"]
-    for i, step in enumerate(program.steps, 1):
-        sig = step.module.signature
-        lines.append(f"{i}. {step.name} ({step.module.kind}): {sig.render()}")
+    """The program's structure: its LM calls in order, with what each reads and writes."""
+    named = program.named_predictors()
+    lines = [f"program '{program.name}' makes {len(named)} kind(s) of LM call, in this order:"]
+    for i, (name, predictor) in enumerate(named, 1):
+        lines.append(f"{i}. {name}: {predictor.signature.render()}")
     return "\n".join(lines)
 
 
@@ -131,7 +132,7 @@ async def propose_instructions(program: Program, step_name: str, *, lm: LM, n: i
                                temperature: float = 0.7, max_demos: int = 3,
                                concurrency: int = 16) -> list[str]:
     """Up to `n` distinct instructions for a step; the first is always the original."""
-    original = program.step(step_name).module.signature.instructions
+    original = program.predictor(step_name).signature.instructions
     if n <= 1:
         return [original]
     rng = random.Random(f"mipro-tips-{seed}-{step_name}")

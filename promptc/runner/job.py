@@ -19,7 +19,7 @@ from typing import Any, Literal
 from promptc.core.program import Program
 from promptc.errors import InputError, UsageError
 from promptc.runner.batch import BatchStats, RowResult, WorkItem, execute
-from promptc.runner.jsonl import JsonlAppender, iter_jsonl, repair_tail
+from promptc.runner.jsonl import JsonlAppender, RowSource, iter_lines, repair_tail, source_label
 
 MAX_REPORTED = 20
 
@@ -32,7 +32,8 @@ class InputScan:
     invalid: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)  # the first MAX_REPORTED
 
-    def error(self, path: Path) -> InputError:
+    def error(self, source: RowSource) -> InputError:
+        path = source_label(source)
         lines = [f"{path}:{n}: {msg}" for n, msg in self.problems]
         more = self.invalid - len(self.problems)
         if more > 0:
@@ -52,11 +53,11 @@ def check_row(program: Program, value: dict[str, Any] | None, error: str | None)
         return None, str(exc)
 
 
-def scan_input(path: Path, program: Program, limit: int | None = None) -> InputScan:
+def scan_input(source: RowSource, program: Program, limit: int | None = None) -> InputScan:
     """Validate every row before any LM call (streaming; keeps only the first problems)."""
     scan = InputScan()
     seen = 0
-    for line in iter_jsonl(path):
+    for line in iter_lines(source):
         if limit is not None and seen >= limit:
             break
         seen += 1
@@ -68,7 +69,8 @@ def scan_input(path: Path, program: Program, limit: int | None = None) -> InputS
             if len(scan.problems) < MAX_REPORTED:
                 scan.problems.append((line.number, problem))
     if seen == 0:
-        raise InputError("the input file has no rows (it is empty or only blank lines)", file=str(path))
+        raise InputError("the input file has no rows (it is empty or only blank lines)",
+                         file=source_label(source))
     return scan
 
 
@@ -128,7 +130,7 @@ class RunJob:
     """Everything `promptc run` needs, minus the terminal."""
 
     program: Program
-    input: Path
+    input: RowSource
     output: Path
     resume: bool = False
     overwrite: bool = False
@@ -147,7 +149,7 @@ class RunJob:
 
     def prepare(self) -> tuple[InputScan, set[int]]:
         """Validate input and output files; no LM call happens here."""
-        if self.input.resolve() == self.output.resolve():
+        if isinstance(self.input, Path) and self.input.resolve() == self.output.resolve():
             raise UsageError("--output must differ from --input")
         scan = scan_input(self.input, self.program, self.limit)
         if scan.invalid and self.on_error == "fail":
@@ -163,7 +165,7 @@ class RunJob:
 
     def items(self, done: set[int], rejects: JsonlAppender | None) -> Iterator[WorkItem]:
         seen = 0
-        for line in iter_jsonl(self.input):
+        for line in iter_lines(self.input):
             if self.limit is not None and seen >= self.limit:
                 return
             seen += 1
@@ -193,5 +195,5 @@ class RunJob:
         finally:
             if rejects is not None:
                 rejects.close()
-            await self.program.aclose()
+            await self.program.aclose()  # this loop's connections; they reopen on next use
         return stats

@@ -1,4 +1,4 @@
-"""Named LMs from a spec (`lm:` / `lms:`), command-line overrides, and building the clients."""
+"""Named LMs from a spec (`lm:` / `lms:`), command-line overrides, and the runtime that holds them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from promptc.lm.base import LM, Price
+from promptc.lm.cache import SQLiteCache, default_cache_path
+from promptc.runtime import Runtime
 from promptc.spec.models import LMConfig, SpecDocument
 
 DEFAULT = "default"
@@ -52,29 +54,41 @@ def resolve_lm_configs(doc: SpecDocument, options: LMOptions,
     return configs
 
 
-def build_lms(prices: Mapping[str, Price], configs: dict[str, LMConfig], options: LMOptions) -> dict[str, LM]:
-    """Instantiate every named LM. Clients connect lazily, so this makes no request."""
-    from promptc.lm.cache import SQLiteCache, default_cache_path
+def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], options: LMOptions,
+                  retrievers: Mapping[str, Any] | None = None) -> Runtime:
+    """Every named LM as a layered stack, in a Runtime that owns the cache. Makes no request.
 
+    A remote LM is `CachedLM(OpenAICompatibleLM)` when caching is on (all share one cache
+    file), or the bare client. The cache file is opened once here, so an unreadable one
+    is an error now rather than on the first row, and released until the first call.
+    """
+    runtime = Runtime(retrievers=retrievers)
     cache: SQLiteCache | None = None
-    lms: dict[str, LM] = {}
     for name, cfg in configs.items():
         if cfg.resolved_provider == "offline":
             from promptc.lm.offline import OfflineLM
 
-            lms[name] = OfflineLM()
+            runtime.lms[name] = OfflineLM()
             continue
         from promptc.lm.openai_client import OpenAICompatibleLM
 
-        if options.cache and cfg.cache and cache is None:
-            cache = SQLiteCache(options.cache_path or default_cache_path())
-        lm = OpenAICompatibleLM(
+        lm: LM = OpenAICompatibleLM(
             cfg.model, base_url=cfg.base_url or None, api_key_env=cfg.api_key_env,
             temperature=cfg.temperature, max_tokens=cfg.max_tokens, timeout=cfg.timeout,
             max_retries=cfg.max_retries, concurrency=cfg.concurrency, rpm=cfg.rpm, tpm=cfg.tpm,
-            cache=cache if (options.cache and cfg.cache) else None, price=prices.get(cfg.model),
+            price=prices.get(cfg.model),
         )
-        lm.offline_only = options.offline_only
-        lms[name] = lm
-    return lms
+        if options.cache and cfg.cache:
+            if cache is None:
+                cache = SQLiteCache(options.cache_path or default_cache_path())
+                cache.release()
+                runtime.caches.append(cache)
+            from promptc.lm.layers import CachedLM
 
+            lm = CachedLM(lm, cache, offline_only=options.offline_only)
+        elif options.offline_only:
+            from promptc.lm.layers import OfflineOnlyLM
+
+            lm = OfflineOnlyLM(lm)  # `cache: false` under --offline: nothing to replay from
+        runtime.lms[name] = lm
+    return runtime

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptc.core.graph import FlowChecker, Node, Step
+from promptc.core.graph import Flow, Node, Step, check_flow
+from promptc.core.graph_program import GraphProgram
 from promptc.core.program import Program
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.types import FieldType
 from promptc.errors import Location, SpecError
 from promptc.lm.base import LM
-from promptc.spec.lms import LMOptions, build_lms, resolve_lm_configs
+from promptc.runtime import Runtime
+from promptc.spec.lms import LMOptions, build_runtime, resolve_lm_configs
 from promptc.spec.models import FieldDecl, LMConfig, SignatureDecl, SpecDocument
 from promptc.spec.nodes import NodeBuilder
 from promptc.spec.resources import build_resources
@@ -29,13 +31,15 @@ from promptc.spec.source import (
 
 @dataclass
 class LoadedSpec:
-    """A validated spec: the document, where its nodes are, and the program it builds."""
+    """A validated spec: the document, where its nodes are, the program it builds and the
+    runtime (LMs, cache, retrievers) the program runs on. The caller closes the runtime."""
 
     path: Path | None
     document: SpecDocument
     positions: PositionMap
     program: Program
     lm_configs: dict[str, LMConfig] = field(default_factory=dict)
+    runtime: Runtime = field(default_factory=Runtime)
 
     @property
     def file(self) -> str:
@@ -82,6 +86,10 @@ def load_spec(path: str | Path, *, model: str | None = None, base_url: str | Non
               cache: bool = True, lms: Mapping[str, LM] | None = None) -> Program:
     """The Python API: a ready-to-call Program from a spec file.
 
+    Calling the program (or a job run on it) releases its connections and cache when it
+    ends, so the program needs no closing; after `await program.acall(...)` in your own
+    event loop, `await program.aclose()`.
+
     >>> program = load_spec("specs/math.yaml")          # doctest: +SKIP
     >>> program(question="What is 2 + 3?").answer      # doctest: +SKIP
     """
@@ -114,8 +122,7 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
         builder = NodeBuilder(doc, signatures, set(configs) | set(lms or {}), err,
                               reward_builder=lambda cfg: _reward(cfg, lm_holder))
         nodes = builder.nodes(doc.program, ("program",))
-        if not problems:
-            _check_flow(nodes, err)
+        flow = _check_flow(nodes, err) if not problems else None
     if problems:
         problems.sort(key=lambda p: (p[0].line or 0, p[0].column or 0))
         raise SpecError(problems)
@@ -123,7 +130,11 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
     retrievers, tools = build_resources(doc, base_dir, err)
     if problems:
         raise SpecError(problems)
-    built_lms = dict(lms) if lms is not None else build_lms(doc.prices, configs, options or LMOptions())
+    if lms is not None:  # the caller's LMs: the runtime releases them but they stay theirs
+        runtime = Runtime(lms, retrievers=retrievers)
+    else:
+        runtime = build_runtime(doc.prices, configs, options or LMOptions(), retrievers)
+    built_lms = runtime.lms
     lm_holder.update(built_lms)
     if isinstance(doc.program, str):
         from promptc.spec.python_program import load_module_program
@@ -136,8 +147,10 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
         except (ValueError, SpecError) as exc:
             raise SpecError([(positions.locate(("program",), file=file), str(exc))]) from None
     else:
-        program = Program(nodes, name=doc.name, lms=built_lms, retrievers=retrievers, tools=tools)
-    return LoadedSpec(path=path, document=doc, positions=positions, program=program, lm_configs=configs)
+        program = GraphProgram(nodes, name=doc.name, lms=built_lms, retrievers=retrievers, tools=tools,
+                               flow=flow)
+    return LoadedSpec(path=path, document=doc, positions=positions, program=program, lm_configs=configs,
+                      runtime=runtime)
 
 
 def _field(name: str, decl: str | FieldDecl) -> FieldSpec:
@@ -194,10 +207,9 @@ def _signature_from_decl(sig_name: str, decl: SignatureDecl, err: Any) -> Signat
                      inputs=tuple(fields["inputs"]), outputs=tuple(fields["outputs"]))
 
 
-def _check_flow(nodes: list[Node], err: Any) -> None:
-    checker = FlowChecker()
-    checker.run(nodes)
-    for p in checker.problems:
+def _check_flow(nodes: list[Node], err: Any) -> Flow:
+    flow = check_flow(nodes)
+    for p in flow.problems:
         where: tuple[Any, ...] = ("program", *p.path)
         if p.where == "inputs":
             where = (*where, "inputs", p.field)
@@ -208,6 +220,7 @@ def _check_flow(nodes: list[Node], err: Any) -> None:
         elif _is_step(nodes, p.path):
             where = (*where, "signature")
         err(where, p.message)
+    return flow
 
 
 def _is_step(nodes: list[Node], path: tuple[Any, ...]) -> bool:

@@ -1,4 +1,8 @@
-"""The spec file's schema, as pydantic models. Unknown keys are errors everywhere."""
+"""The spec file's schema, as pydantic models. Unknown keys are errors everywhere.
+
+Steps (one model per `module:`) are in `spec/steps.py`, constraints (one per `check:`) in
+`spec/constraints.py`, metrics (one per `type:`) in `metrics/config.py`.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,12 @@ from pydantic import (
     Field,
     Tag,
     field_validator,
-    model_validator,
 )
 
-from promptc.core.constraints import ConstraintConfig
 from promptc.lm.base import Price
 from promptc.metrics.config import MetricConfig
 from promptc.retrieve.config import RetrieverConfig
+from promptc.spec.steps import StepDecl, check_name
 
 
 class Strict(BaseModel):
@@ -67,54 +70,6 @@ class SignatureDecl(Strict):
     outputs: dict[str, FieldValue]
 
 
-MODULE_KINDS = Literal["predict", "chain_of_thought", "retrieve", "react", "best_of_n", "refine",
-                      "multi_chain_comparison"]
-
-
-class StepDecl(Strict):
-    """One step of the program."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    step: str = Field(description="the step's name, unique in the program")
-    module: MODULE_KINDS = "predict"
-    signature: str | None = Field(
-        default=None, description="a name under `signatures:` or an inline 'a, b -> c: float'")
-    inputs: dict[str, str] = Field(
-        default_factory=dict,
-        description="bindings: input field -> 'input.NAME' or 'STEP.FIELD'; unbound fields bind by name",
-    )
-    when: str | None = Field(default=None, description="run only when this condition holds")
-    lm: str | None = Field(default=None, description="a name under `lms:`")
-    json_mode: bool = False
-    instructions: str | None = None
-    demos: list[dict[str, Any]] = Field(default_factory=list)
-    asserts: list[ConstraintConfig] = Field(default_factory=list, alias="assert")
-    suggest: list[ConstraintConfig] = Field(default_factory=list)
-    max_retries: int = Field(default=2, ge=0, le=10, description="self-refinement retries for constraints")
-    # module options (each checked against the module when the spec loads)
-    retriever: str | None = Field(default=None, description="retrieve: a name under `retrievers:`")
-    k: int | None = Field(default=None, ge=1, le=1000, description="retrieve: passages to return")
-    tools: list[str] | None = Field(default=None, description="react: names under `tools:`")
-    max_iters: int | None = Field(default=None, ge=1, le=50, description="react: tool-call iterations")
-    n: int | None = Field(default=None, ge=1, le=50, description="best_of_n / refine: attempts")
-    m: int | None = Field(default=None, ge=1, le=20, description="multi_chain_comparison: attempts")
-    reward: MetricConfig | None = Field(default=None, description="best_of_n / refine: how to score attempts")
-    threshold: float | None = Field(default=None, ge=0, le=1, description="best_of_n / refine: good enough")
-    temperature: float | None = Field(default=None, ge=0, le=2, description="sampling temperature of attempts")
-
-    @field_validator("step")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return _check_name(v, "step")
-
-    @model_validator(mode="after")
-    def _signature_required(self) -> StepDecl:
-        if self.signature is None and self.module != "retrieve":
-            raise ValueError("missing required key 'signature'")
-        return self
-
-
 class StateVarDecl(Strict):
     """A loop variable: `{type: list[str], append: retrieve.passages, dedupe: true}`."""
 
@@ -137,7 +92,7 @@ class RepeatDecl(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _check_name(v)
+        return check_name(v)
 
 
 class CaseDecl(Strict):
@@ -160,7 +115,7 @@ class BranchDecl(Strict):
     @field_validator("branch")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _check_name(v)
+        return check_name(v)
 
 
 def _node_kind(value: Any) -> str:
@@ -176,13 +131,6 @@ NodeDecl = Annotated[
     Annotated[StepDecl, Tag("step")] | Annotated[RepeatDecl, Tag("repeat")] | Annotated[BranchDecl, Tag("branch")],
     Discriminator(_node_kind),
 ]
-
-
-def _check_name(v: str, what: str = "") -> str:
-    if not v.replace("_", "a").replace("-", "a").isalnum() or v == "input":
-        label = f"{what} name" if what else "name"
-        raise ValueError(f"invalid {label} {v!r} (letters, digits, '_' and '-'; not 'input')")
-    return v
 
 
 class ToolDecl(Strict):

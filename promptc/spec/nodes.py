@@ -7,24 +7,23 @@ from collections.abc import Callable
 from typing import Any
 
 from promptc.core.conditions import Condition, ConditionError
-from promptc.core.constraints import ConstraintSet
 from promptc.core.graph import Branch, Case, Node, Ref, Repeat, StateVar, Step
-from promptc.core.modules import MODULES, Predict
+from promptc.core.modules import MODULES, SignatureModule
 from promptc.core.signature import Signature
 from promptc.core.types import CoercionError, FieldType
-from promptc.spec.models import BranchDecl, RepeatDecl, SpecDocument, StepDecl
+from promptc.spec.constraints import build_constraints
+from promptc.spec.models import BranchDecl, RepeatDecl, SpecDocument
+from promptc.spec.steps import (
+    AnyStep,
+    LMStep,
+    MultiChainStep,
+    PredictStep,
+    ReActStep,
+    RetrieveStep,
+    SamplingStep,
+)
 
 Err = Callable[[tuple[Any, ...], str], None]
-
-# Which module each step option belongs to (anything else is a located error).
-OPTIONS: dict[str, set[str]] = {
-    "retriever": {"retrieve"}, "k": {"retrieve"},
-    "tools": {"react"}, "max_iters": {"react"},
-    "n": {"best_of_n", "refine"}, "reward": {"best_of_n", "refine"}, "threshold": {"best_of_n", "refine"},
-    "m": {"multi_chain_comparison"},
-    "temperature": {"best_of_n", "refine", "multi_chain_comparison"},
-}
-RETRIEVE_SIGNATURE = "query -> passages: list[str]"
 
 
 def suggest(name: str, choices: Any) -> str:
@@ -102,20 +101,11 @@ class NodeBuilder:
             cases.append(Case(None if case.otherwise else cond, self.nodes(case.steps, (*here, "steps"))))
         return Branch(decl.branch, cases, self.condition(decl.when, (*where, "when")))
 
-    def step(self, decl: StepDecl, where: tuple[Any, ...]) -> Step | None:
-        kind = decl.module
-        for option, kinds in OPTIONS.items():
-            if getattr(decl, option) is not None and kind not in kinds:
-                self.err((*where, option), f"`{option}` does not apply to module '{kind}' "
-                         f"(it is for {', '.join(sorted(kinds))})")
-        text = decl.signature or (RETRIEVE_SIGNATURE if kind == "retrieve" else None)
-        if text is None:
-            self.err(where, "missing required key 'signature'")
-            sig = None
-        else:
-            sig = self.signature(text, decl.step, (*where, "signature"))
-        if decl.lm is not None and decl.lm not in self.lm_names:
-            self.err((*where, "lm"), f"unknown LM '{decl.lm}'{suggest(decl.lm, self.lm_names)}"
+    def step(self, decl: AnyStep, where: tuple[Any, ...]) -> Step | None:
+        sig = self.signature(decl.signature, decl.step, (*where, "signature"))
+        lm = decl.lm if isinstance(decl, LMStep) else None
+        if lm is not None and lm not in self.lm_names:
+            self.err((*where, "lm"), f"unknown LM '{lm}'{suggest(lm, self.lm_names)}"
                      f" (defined: {', '.join(sorted(self.lm_names))})")
         bindings: dict[str, Ref] = {}
         for fname, ref_text in decl.inputs.items():
@@ -126,65 +116,64 @@ class NodeBuilder:
         when = self.condition(decl.when, (*where, "when"))
         if sig is None:
             return None
-        if decl.instructions is not None:
+        if isinstance(decl, LMStep) and decl.instructions is not None:
             sig = sig.with_instructions(decl.instructions.strip())
         module = self.module(decl, sig, where)
         if module is None:
             return None
-        if decl.asserts or decl.suggest:
+        if isinstance(decl, LMStep) and (decl.asserts or decl.suggest):
             outputs = [o.name for o in sig.outputs if o.name != "reasoning"] or [sig.outputs[-1].name]
             try:
-                module.constraints = ConstraintSet.from_configs(
+                module.constraints = build_constraints(
                     decl.asserts, decl.suggest, default_field=outputs[-1], max_retries=decl.max_retries,
-                    output_names=[o.name for o in module.prompt_signature.outputs])
+                    output_names=[o.name for o in module.produces.outputs])
             except ValueError as exc:
                 self.err((*where, "assert" if decl.asserts else "suggest"), str(exc))
         return Step(module=module, bindings=bindings, when=when)
 
-    def module(self, decl: StepDecl, sig: Signature, where: tuple[Any, ...]) -> Predict | None:
-        kind, name, demos, lm = decl.module, decl.step, decl.demos, decl.lm
-        if kind in ("predict", "chain_of_thought"):
-            return MODULES[kind](sig, json_mode=decl.json_mode, name=name, demos=demos, lm=lm)
-        if kind == "retrieve":
-            from promptc.core.retrieve_module import Retrieve
-
-            source = decl.retriever or (next(iter(self.doc.retrievers)) if len(self.doc.retrievers) == 1 else None)
-            if source is None or source not in self.doc.retrievers:
-                have = ", ".join(self.doc.retrievers) or "none defined under `retrievers:`"
-                self.err((*where, "retriever"), (f"unknown retriever '{source}'{suggest(source, self.doc.retrievers)}"
-                                                 if source else "which retriever? set `retriever:`") + f" (have: {have})")
-                return None
-            try:
-                return Retrieve(sig, retriever=source, k=decl.k or 3, name=decl.step)
-            except ValueError as exc:
-                self.err((*where, "signature"), str(exc))
-                return None
-        if kind == "react":
+    def module(self, decl: AnyStep, sig: Signature, where: tuple[Any, ...]) -> SignatureModule | None:
+        if isinstance(decl, RetrieveStep):
+            return self.retrieve(decl, sig, where)
+        name, demos, lm = decl.step, decl.demos, decl.lm
+        if isinstance(decl, PredictStep):
+            return MODULES[decl.module](sig, json_mode=decl.json_mode, name=name, demos=demos, lm=lm)
+        if isinstance(decl, ReActStep):
             from promptc.core.react import ReAct
 
-            tools = decl.tools or []
-            for t in tools:
+            for t in decl.tools:
                 if t not in self.doc.tools:
                     self.err((*where, "tools"), f"unknown tool '{t}'{suggest(t, self.doc.tools)} "
                              f"(have: {', '.join(self.doc.tools) or 'none defined under `tools:`'})")
-            if not tools:
-                self.err((*where, "tools"), "a react step needs `tools: [...]`")
-            return ReAct(sig, tools=tools, max_iters=decl.max_iters or 5, name=name, demos=demos, lm=lm)
-        if kind in ("best_of_n", "refine"):
+            return ReAct(sig, tools=decl.tools, max_iters=decl.max_iters, name=name, demos=demos, lm=lm)
+        if isinstance(decl, SamplingStep):
             from promptc.core.sampling import BestOfN, Refine
 
-            if decl.reward is None:
-                self.err((*where, "reward"), f"a {kind} step needs `reward:` (a metric: type or python)")
-                return None
             reward = self.reward_builder(decl.reward) if self.reward_builder else None
-            cls = BestOfN if kind == "best_of_n" else Refine
-            temperature = 0.7 if decl.temperature is None else decl.temperature
-            return cls(sig, n=decl.n or 3, reward=reward, threshold=decl.threshold, temperature=temperature,
-                       name=name, demos=demos, lm=lm)
+            cls = BestOfN if decl.module == "best_of_n" else Refine
+            return cls(sig, n=decl.n, reward=reward, threshold=decl.threshold,
+                       temperature=decl.temperature, name=name, demos=demos, lm=lm)
+        assert isinstance(decl, MultiChainStep)
         from promptc.core.sampling import MultiChainComparison
 
-        temperature = 0.7 if decl.temperature is None else decl.temperature
-        return MultiChainComparison(sig, m=decl.m or 3, temperature=temperature, name=name, demos=demos, lm=lm)
+        return MultiChainComparison(sig, m=decl.m, temperature=decl.temperature, name=name,
+                                    demos=demos, lm=lm)
+
+    def retrieve(self, decl: RetrieveStep, sig: Signature, where: tuple[Any, ...]) -> SignatureModule | None:
+        from promptc.core.retrieve_module import Retrieve
+
+        have = self.doc.retrievers
+        source = decl.retriever or (next(iter(have)) if len(have) == 1 else None)
+        if source is None or source not in have:
+            listed = ", ".join(have) or "none defined under `retrievers:`"
+            self.err((*where, "retriever"), (f"unknown retriever '{source}'{suggest(source, have)}"
+                                             if source else "which retriever? set `retriever:`")
+                     + f" (have: {listed})")
+            return None
+        try:
+            return Retrieve(sig, retriever=source, k=decl.k, name=decl.step)
+        except ValueError as exc:
+            self.err((*where, "signature"), str(exc))
+            return None
 
     def signature(self, text: str, step_name: str, where: tuple[Any, ...]) -> Signature | None:
         if "->" in text:

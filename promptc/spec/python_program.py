@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from promptc.core.imports import IMPORT_PATH, load_callable
-from promptc.core.module_api import Module, ModuleProgram
+from promptc.core.module import Module
+from promptc.core.module_program import ModuleProgram
 from promptc.lm.base import LM
 
 

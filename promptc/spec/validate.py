@@ -1,19 +1,23 @@
 """Schema validation of a parsed spec, with every pydantic error turned into a located problem.
 
 Pydantic reports errors as (loc, type, input). Here each loc is mapped back to the user's
-path (dropping the branch tags pydantic adds inside unions such as `str | FieldDecl`),
-located in the file with the PositionMap, and reworded into a specific message.
+path (dropping the branch tags pydantic adds inside unions such as `str | FieldDecl`, and
+the variant tags of discriminated unions such as `('program', 0, 'step', 'best_of_n', 'k')`),
+located in the file with the PositionMap, and reworded into a specific message. Errors a
+discriminated union already worded (see `promptc.core.variants`) keep their text.
 """
 
 from __future__ import annotations
 
-import difflib
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from promptc.core.variants import AMBIGUOUS, MISPLACED, NEEDS, REWORDED, Variants
+from promptc.core.variants import did_you_mean as did_you_mean
+from promptc.core.variants import model_keys as _keys_of
 from promptc.errors import Location, SpecError
 from promptc.spec.models import SpecDocument
 from promptc.spec.source import PathTuple, PositionMap
@@ -35,21 +39,6 @@ _EXPECTED = {
     "list_type": "a list",
     "none_required": "an empty value",
 }
-
-
-def did_you_mean(word: Any, candidates: Iterable[Any]) -> str | None:
-    """The closest candidate to `word` (typo or initials like 'cot'), or None."""
-    names = [str(c) for c in candidates]
-    text = str(word)
-    for name in names:  # initials: 'cot' -> 'chain_of_thought'
-        parts = [p for p in name.replace("-", "_").split("_") if p]
-        if len(parts) > 1 and text.lower() == "".join(p[0] for p in parts).lower():
-            return name
-    lowered = {n.lower(): n for n in names}
-    if text.lower() in lowered:
-        return lowered[text.lower()]
-    close = difflib.get_close_matches(text, names, n=1, cutoff=0.6)
-    return close[0] if close else None
 
 
 def _show(value: Any) -> str:
@@ -94,11 +83,6 @@ def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
-def _keys_of(model: type[BaseModel]) -> list[str]:
-    """The keys a user may write for `model` (aliases where set)."""
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
 def _child(tp: Any, part: Any) -> Any:
     """The declared type one step down `part` from `tp`, or Any when unknown."""
     if _is_model(tp):
@@ -114,6 +98,11 @@ def _child(tp: Any, part: Any) -> Any:
     return Any
 
 
+def _is_tagged(members: list[Any]) -> bool:
+    return all(get_origin(m) is Annotated and any(hasattr(x, "tag") for x in get_args(m)[1:])
+               for m in members)
+
+
 def _tagged_member(members: list[Any], part: Any) -> Any:
     """The member of a discriminated union whose Tag is `part`, or None."""
     for m in members:
@@ -124,11 +113,18 @@ def _tagged_member(members: list[Any], part: Any) -> Any:
     return None
 
 
+def _is_variants(tp: Any) -> bool:
+    """A discriminated union of config models (`Annotated[A | B, Variants(...)]`)."""
+    return get_origin(tp) is Annotated and any(isinstance(m, Variants) for m in get_args(tp)[1:])
+
+
 def _match_member(members: list[Any], part: Any) -> Any:
     """The union member pydantic named `part` (e.g. 'str', 'FieldDecl', 'list[...]')."""
     for m in members:
         if _branch_name(m) == part:
             return m
+    if isinstance(part, str) and part.startswith("function-wrap["):  # a Variants union
+        return next((m for m in members if _is_variants(m)), Any)
     if isinstance(part, str):
         for m in members:
             origin = get_origin(m)
@@ -142,6 +138,8 @@ def _branch_name(tp: Any) -> str:
 
 
 def _describe_type(tp: Any) -> str:
+    if _is_variants(tp):
+        return "a mapping"
     tp = _unwrap(tp)
     if _is_model(tp):
         return f"a mapping ({', '.join(_keys_of(tp))})"
@@ -174,6 +172,11 @@ class _Err:
                 tagged = _tagged_member(members, part)
                 if tagged is not None:  # a discriminated union: the tag picked the type, no ambiguity
                     tp = tagged
+                    continue
+                if _is_tagged(members):
+                    # an error about the mapping before a variant was picked (its `module:`)
+                    self.path.append(part)
+                    tp = Any
                     continue
                 if self.union_at is None:
                     self.union_at, self.branch = tuple(self.path), part
@@ -221,6 +224,8 @@ def _message(err: _Err) -> str:
         words = "at least" if kind == "too_short" else "at most"
         noun = "item" if limit == 1 else "items"
         return f"must have {words} {limit} {noun}, got {ctx.get('actual_length')}"
+    if kind in REWORDED:
+        return str(err.raw.get("msg", ""))
     if kind in ("value_error", "assertion_error"):
         msg = str(err.raw.get("msg", ""))
         for prefix in ("Value error, ", "Assertion failed, "):
@@ -235,6 +240,12 @@ def _problem(err: _Err, positions: PositionMap, file: str) -> tuple[Location, st
     if err.type == "missing":
         parent = path[:-1]
         return positions.locate(parent, file=file), f"missing required key {path[-1]!r}"
+    if err.type == NEEDS:  # a variant's own required option: point at the mapping lacking it
+        return positions.locate(path[:-1], file=file), _message(err)
+    if err.type == MISPLACED:
+        return positions.locate(path, key=True, file=file), _message(err)
+    if err.type == AMBIGUOUS:
+        return positions.locate(path, file=file), _message(err)
     if err.type == "extra_forbidden":
         key = path[-1]
         allowed = _keys_of(err.owner) if _is_model(err.owner) else []
@@ -279,7 +290,7 @@ def problems_from(exc: ValidationError, positions: PositionMap, file: str
     typos = {(*e.path[:-1], did_you_mean(e.path[-1], _keys_of(e.owner)))
              for e in errs if e.type == "extra_forbidden" and _is_model(e.owner)}
     for err in errs:
-        if err.type == "missing" and tuple(err.path) in typos:
+        if err.type in ("missing", NEEDS) and tuple(err.path) in typos:
             continue
         if err.union_at is not None:
             unions.setdefault(err.union_at, []).append(err)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from promptc.errors import UsageError
-from promptc.evaluate.formatting import (
+from promptc.evaluation.formatting import (
     ci_text,
     comparison_line,
     fields_text,
@@ -31,7 +31,7 @@ from promptc.evaluate.formatting import (
     worst_examples,
     write_atomic,
 )
-from promptc.evaluate.records import EvalRecord, EvalReport, EvalSummary
+from promptc.evaluation.records import EvalRecord, EvalReport, EvalSummary
 
 if TYPE_CHECKING:
     import pandas
@@ -247,7 +247,7 @@ def write_report(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]
     elif suffix == ".md":
         _write_text(path, markdown_report(summary, records))
     elif suffix in (".html", ".htm"):
-        from promptc.evaluate.html_report import render_html
+        from promptc.evaluation.html_report import render_html
 
         _write_text(path, render_html(summary, records))
     else:

@@ -1,11 +1,7 @@
 """Evaluating a program on a labelled set: run (with `run`'s machinery), score, summarize.
 
-Scoring rules:
-- a row whose program failed for a model reason (unparseable reply, ...) scores 0 on
-  every metric: a broken answer is a wrong answer;
-- a row whose program failed because the endpoint did (retries exhausted) or whose
-  metric raised is an error row, left out of the means and counted in `errors`;
-  `max_error_rate` turns too many endpoint failures into exit 3.
+How a row is scored is `promptc.evaluation.scoring` (the same rules as compile's);
+`max_error_rate` turns too many endpoint failures into exit 3.
 """
 
 from __future__ import annotations
@@ -18,13 +14,14 @@ from typing import Any
 
 from promptc.core.program import Program
 from promptc.errors import EXIT_LM, EXIT_OK, EXIT_ROWS_FAILED
-from promptc.evaluate.records import Comparison, EvalRecord, EvalSummary, MetricSummary
-from promptc.evaluate.stats import compare, is_regression, mean_ci, percentile
+from promptc.evaluation.records import Comparison, EvalRecord, EvalSummary, MetricSummary
+from promptc.evaluation.scoring import RowScores, score_row
+from promptc.evaluation.stats import compare, is_regression, mean_ci, percentile
 from promptc.lm.base import Usage
 from promptc.metrics.config import NamedMetric
 from promptc.runner.batch import BatchStats, RowResult, execute
 from promptc.runner.job import RunJob, scan_input
-from promptc.runner.jsonl import JsonlAppender
+from promptc.runner.jsonl import JsonlAppender, RowSource
 
 
 @dataclass
@@ -43,7 +40,7 @@ class EvalJob:
 
     program: Program
     metrics: list[NamedMetric]
-    data: Path
+    data: RowSource
     output: Path | None = None
     resume: bool = False
     overwrite: bool = False
@@ -101,34 +98,6 @@ class EvalJob:
             await self.program.aclose()
         records.sort(key=lambda r: r.row)
         return records
-
-
-@dataclass
-class RowScores:
-    scores: dict[str, float] = field(default_factory=dict)
-    feedback: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-
-
-async def score_row(result: RowResult, metrics: Sequence[NamedMetric]) -> RowScores:
-    """Every metric on one finished row (a raising metric makes an error row)."""
-    out = RowScores()
-    if result.error is not None:
-        if not result.infra:
-            out.scores = {m.name: 0.0 for m in metrics}
-        return out
-    prediction = dict(result.prediction or {})
-    for metric in metrics:
-        try:
-            got = await metric.acall(result.item.record, prediction, result.trace)
-        except Exception as exc:
-            out.error = f"metric '{metric.name}' raised {type(exc).__name__}: {exc}"
-            out.scores = {}
-            return out
-        out.scores[metric.name] = got.score
-        if got.feedback:
-            out.feedback[metric.name] = got.feedback
-    return out
 
 
 def to_record(result: RowResult, scored: RowScores | None, input_names: set[str],

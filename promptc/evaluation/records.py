@@ -1,6 +1,6 @@
 """Plain data that an evaluation produces and the report writers consume.
 
-The evaluator fills these in; `promptc.evaluate.reports` turns them into JSON, CSV,
+The evaluator fills these in; `promptc.evaluation.reports` turns them into JSON, CSV,
 Markdown, HTML and JUnit files. Nothing here knows how scores were computed, so the
 writers can be tested (and reused, e.g. to re-render an old JSON report) on their own.
 """

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from promptc.evaluate.records import EvalRecord, EvalSummary
+from promptc.evaluation.records import EvalRecord, EvalSummary
 
 
 def worst_examples(records: Iterable[EvalRecord], n: int) -> list[EvalRecord]:

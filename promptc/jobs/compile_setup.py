@@ -1,68 +1,42 @@
-"""Glue for `promptc compile`: data, splits, fingerprints, provenance and estimates."""
+"""Compile bookkeeping: resume fingerprints, provenance, spend outside trials, estimates."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from promptc import __version__
 from promptc.core.example import Example
+from promptc.core.graph import INPUT
 from promptc.core.program import Program
-from promptc.errors import InputError, UsageError
+from promptc.errors import UsageError
+from promptc.jobs.data import DEV_FRACTION, sha256
 from promptc.lm.base import LMRequest, Usage
 from promptc.optimize.base import Trial
 from promptc.optimize.bootstrap import labeled_state
-from promptc.runner.job import MAX_REPORTED, check_row
-from promptc.runner.jsonl import iter_jsonl
-
-DEV_FRACTION = 0.3
+from promptc.runner.jsonl import RowSource, source_label
 
 
-def load_examples(path: Path, program: Program) -> list[Example]:
-    """Every row of a labelled file as an Example; InputError lists bad lines."""
-    examples: list[Example] = []
-    problems: list[str] = []
-    bad = 0
-    for line in iter_jsonl(path):
-        _, problem = check_row(program, line.value, line.error)
-        if problem is not None:
-            bad += 1
-            if len(problems) < MAX_REPORTED:
-                problems.append(f"{path}:{line.number}: {problem}")
-            continue
-        assert line.value is not None
-        examples.append(Example(line.value, input_keys=program.input_names))
-    if bad:
-        raise InputError("\n".join([*problems, f"{bad} bad line(s) in {path}"]))
-    if not examples:
-        raise InputError("the file has no rows", file=str(path))
-    return examples
+def placeholder_inputs(program: Program, index: int, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's inputs, with '…' standing in for outputs of earlier steps (not computed yet).
+
+    Steps of a Python Module program have no static bindings: their inputs are matched
+    to the program inputs by name.
+    """
+    step = program.steps[index]
+    bindings = program.bindings(step.name)
+    out: dict[str, Any] = {}
+    for f in step.module.signature.inputs:
+        ref = bindings.get(f.name)
+        source = ref.field if ref is not None and ref.source == INPUT else (f.name if ref is None else None)
+        out[f.name] = inputs.get(source, "…") if source is not None else "…"
+    return out
 
 
-def split(examples: list[Example], seed: int) -> tuple[list[Example], list[Example]]:
-    """A seeded train/dev split for when no dev set is given."""
-    if len(examples) < 4:
-        raise UsageError(f"{len(examples)} training example(s) are too few to split off a dev set; pass --dev")
-    order = random.Random(seed).sample(examples, len(examples))
-    n_dev = max(2, round(len(order) * DEV_FRACTION))
-    return order[n_dev:], order[:n_dev]
-
-
-def sha256(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fingerprint(spec: Path, train: Path, dev: Path | None, optimizer: str, settings: dict[str, Any],
-                seed: int) -> dict[str, Any]:
+def fingerprint(spec: Path | None, train: RowSource, dev: RowSource | None, optimizer: str,
+                settings: dict[str, Any], seed: int) -> dict[str, Any]:
     """What must not change between a compile and its --resume."""
     return {"spec_sha256": sha256(spec), "train_sha256": sha256(train), "dev_sha256": sha256(dev),
             "optimizer": optimizer, "settings": settings, "seed": seed}
@@ -90,7 +64,7 @@ def overhead(spent: Usage, trials: list[Trial], resumed: set[int]) -> Usage:
     return Usage(**{k: max(0, getattr(spent, k) - getattr(inside, k)) for k in Usage.model_fields})
 
 
-def provenance(fp: dict[str, Any], *, spec: Path, train: Path, dev: Path | None, trials: list[Trial],
+def provenance(fp: dict[str, Any], *, spec: str | None, train: RowSource, dev: RowSource | None, trials: list[Trial],
                best: Trial | None, stopped: str | None, extra: Usage | None = None) -> dict[str, Any]:
     """Where a compiled program came from (no timestamps: a rerun gives the same file)."""
     usage = extra.model_copy() if extra is not None else Usage()
@@ -98,10 +72,10 @@ def provenance(fp: dict[str, Any], *, spec: Path, train: Path, dev: Path | None,
         usage.add(t.usage)
     before = next((t.score for t in sorted(trials, key=lambda t: t.index) if t.full_eval), None)
     return {
-        "promptc_version": __version__, "spec": str(spec), "spec_sha256": fp["spec_sha256"],
-        "data": {"train": str(train), "train_sha256": fp["train_sha256"],
-                 "dev": str(dev) if dev else None, "dev_sha256": fp["dev_sha256"],
-                 "dev_split": None if dev else f"{DEV_FRACTION:.0%} of train, seed {fp['seed']}"},
+        "promptc_version": __version__, "spec": spec, "spec_sha256": fp["spec_sha256"],
+        "data": {"train": source_label(train), "train_sha256": fp["train_sha256"],
+                 "dev": source_label(dev) if dev is not None else None, "dev_sha256": fp["dev_sha256"],
+                 "dev_split": None if dev is not None else f"{DEV_FRACTION:.0%} of train, seed {fp['seed']}"},
         "optimizer": fp["optimizer"], "settings": fp["settings"], "seed": fp["seed"],
         "dev_score_before": before, "dev_score_after": best.score if best else None,
         "best_trial": best.index if best else None, "trials": len(trials),
@@ -115,8 +89,6 @@ def estimate_tokens(program: Program, trainset: list[Example], calls: int, demos
     shown = program.with_state(sample)
     per_step = []
     example = trainset[0].inputs()
-    from promptc.cli.dry_run import placeholder_inputs
-
     for i, step in enumerate(shown.steps):
         messages = step.module.render(placeholder_inputs(shown, i, example), shown.adapter)
         per_step.append(LMRequest(model="", messages=messages).approx_prompt_tokens())

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from promptc.evaluate.formatting import (
+from promptc.evaluation.formatting import (
     comparison_line,
     fields_text,
     fmt_cost,
@@ -21,7 +21,7 @@ from promptc.evaluate.formatting import (
     strip_ansi,
     verdict,
 )
-from promptc.evaluate.records import EvalRecord, EvalSummary
+from promptc.evaluation.records import EvalRecord, EvalSummary
 
 BINS = 10
 

@@ -1,4 +1,8 @@
-"""Compile budgets: count what LMs really spend and stop cleanly when it runs out."""
+"""Budgets: count what LMs really spend and refuse calls once a limit is reached.
+
+`BudgetedLM` is a layer: it wraps any LM (usually a `CachedLM`, so cache hits are
+seen as free) and charges every call to a shared `Budget`.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ class Budget:
 
     @property
     def calls(self) -> int:
-        """Calls that were not answered from the cache."""
+        """Calls that were not answered by the cache."""
         return self.spent.calls - self.spent.cache_hits
 
     def check(self) -> None:
@@ -48,7 +52,12 @@ class BudgetedLM:
             await close()
 
     def __getattr__(self, name: str) -> object:  # price, max_tokens... for estimates
+        if name == "inner":  # not set yet (e.g. during copy): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return f"BudgetedLM({self.inner!r})"
 
 
 def budgeted(lms: Mapping[str, LM], budget: Budget) -> dict[str, LM]:

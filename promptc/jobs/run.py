@@ -1,0 +1,75 @@
+"""`promptc.run`: a program over every row of a JSONL file (or rows), results appended."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from promptc.jobs.data import DataLike, as_source
+from promptc.jobs.program import ProgramLike, as_loaded
+from promptc.lm.base import Usage
+from promptc.runner.batch import BatchStats
+from promptc.runner.job import RunJob
+
+
+class RunPlan(BaseModel):
+    """What a run will do, known after validating the input and before any LM call."""
+
+    valid: int = Field(description="rows that can run")
+    invalid: int = Field(description="bad rows (written to `rejects` with on_error='skip')")
+    done: int = Field(description="rows already in the output (resume)")
+    todo: int
+    rejects: Path | None = None
+
+
+class RunResult(BaseModel):
+    """What a run did and where it went."""
+
+    output: Path
+    rows: int = Field(description="rows run now")
+    ok: int
+    failed: int = Field(description="rows whose `_error` is set (rerun with resume to retry)")
+    rejected: int = 0
+    rejects: Path | None = None
+    usage: Usage = Field(default_factory=Usage)
+    seconds: float = 0.0
+    rate: float = 0.0
+
+
+def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: bool = False,
+        overwrite: bool = False, limit: int | None = None, on_error: Literal["fail", "skip"] = "fail",
+        rejects: str | Path | None = None, concurrency: int | None = None,
+        on_start: Callable[[RunPlan], None] | None = None,
+        on_update: Callable[[BatchStats], None] | None = None) -> RunResult:
+    """Run `program` on every row of `data`, appending one output row per input row.
+
+    Crash-safe and resumable like `promptc run` (see `promptc.runner.job`). `on_start`
+    gets the plan once the input is validated; `on_update` gets progress.
+    """
+    from promptc.errors import UsageError
+
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other; pick one")
+    source, opened = as_loaded(program)
+    try:
+        job = RunJob(program=source.program, input=as_source(data), output=Path(output), resume=resume,
+                     overwrite=overwrite, limit=limit, on_error=on_error,
+                     rejects=Path(rejects) if rejects is not None else None,
+                     concurrency=concurrency or source.concurrency)
+        scan, done = job.prepare()
+        plan = RunPlan(valid=scan.valid, invalid=scan.invalid, done=len(done),
+                       todo=max(0, scan.valid - len(done)),
+                       rejects=job.rejects_path if scan.invalid else None)
+        if on_start is not None:
+            on_start(plan)
+        stats = asyncio.run(job.run(done, total=plan.todo, on_update=on_update))
+    finally:
+        if opened:
+            source.close()
+    return RunResult(output=job.output, rows=stats.done, ok=stats.done - stats.failed, failed=stats.failed,
+                     rejected=scan.invalid, rejects=plan.rejects, usage=stats.usage,
+                     seconds=stats.elapsed, rate=stats.rate)
