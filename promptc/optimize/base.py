@@ -25,8 +25,8 @@ from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
 from promptc.errors import UsageError
 from promptc.lm.base import LM, Usage
-from promptc.metrics.config import NamedMetric
 from promptc.lm.budget import Budget
+from promptc.metrics.config import NamedMetric
 from promptc.runner.batch import RowResult, WorkItem, execute
 
 
@@ -130,6 +130,24 @@ class CompileContext:
                       usage=usage, seconds=time.monotonic() - start)
         self.log.record(trial)
         return trial
+
+
+    async def record(self, index: int, kind: str, build: Callable[[], Awaitable[Program]], *,
+                     description: str = "", params: dict[str, Any] | None = None) -> Program:
+        """Build candidate `index` and log it unscored (an optimizer that does not score dev);
+        on --resume, rebuild it from the log instead."""
+        done = self.log.get(index)
+        if done is not None:
+            return self.program.with_state(done.state)
+        start = time.monotonic()
+        before = self.budget.spent.model_copy()
+        program = await build()
+        spent = self.budget.spent
+        usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
+        self.log.record(Trial(index=index, kind=kind, description=description, params=params or {},
+                              full_eval=False, state=program.state(), usage=usage,
+                              seconds=time.monotonic() - start))
+        return program
 
 
 class Optimizer(Protocol):
