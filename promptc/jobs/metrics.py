@@ -11,7 +11,13 @@ from promptc.core.program import Program
 from promptc.errors import Location, SpecError, UsageError
 from promptc.evaluation.records import EvalRecord
 from promptc.jobs.program import LoadedProgram
-from promptc.metrics.config import MetricBase, MetricConfig, NamedMetric, build_metrics, parse_metric
+from promptc.metrics.config import (
+    MetricBase,
+    MetricConfig,
+    NamedMetric,
+    build_metrics,
+    parse_metric,
+)
 from promptc.metrics.judge import JudgeRunner
 from promptc.runner.jsonl import RowSource, iter_jsonl
 
