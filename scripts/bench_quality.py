@@ -285,7 +285,8 @@ def summarize(rows: list[dict[str, Any]], seeds: list[int], dspy: dict[str, dict
     """Per optimizer: mean, spread, per-seed values, requests, and the issue-9 targets."""
     base_rows = [r for r in rows if r["optimizer"] == BASELINE]
     base = base_rows[0]["held_out"] if base_rows else None
-    summary: dict[str, Any] = {"baseline": base, "optimizers": {}}
+    summary: dict[str, Any] = {"baseline": base, "optimizers": {},
+                               "runs": [r for r in rows if r["optimizer"] == BASELINE or r["seed"] in seeds]}
     for name in dict.fromkeys(r["optimizer"] for r in rows):
         mine = sorted((r for r in rows if r["optimizer"] == name), key=lambda r: r["seed"])
         if name != BASELINE:
@@ -351,6 +352,17 @@ def render(summary: dict[str, Any], bench: Bench) -> str:
     for name, e in summary["optimizers"].items():
         if e["requests_by_kind"]:
             out.append(f"  {name}: " + ", ".join(f"{k} {v:.0f}" for k, v in e["requests_by_kind"].items()))
+    out += ["", "what each compile chose (dev before -> after; demos, with reasoning; instructions):"]
+    for r in summary.get("runs", []):
+        if r["optimizer"] == BASELINE:
+            continue
+        for name, p in r["program"].items():
+            before, after = r.get("dev_before"), r.get("dev_after")
+            dev = f"{before:.3f} -> {after:.3f}" if before is not None and after is not None else "-"
+            text = " ".join(p["instructions"].split())
+            out.append(f"  {r['optimizer']} seed {r['seed']} {name}: dev {dev}; best trial {r.get('best_trial')}; "
+                       f"{p['n_demos']} demos, {p['n_demos_with_reasoning']} with reasoning; "
+                       f"{(text[:100] + '...') if len(text) > 100 else (text or '(no instructions)')}")
     dspy = summary["dspy"]
     out += ["", f"{'DSPy run':<20} {'mean':>6}  {'per run':<23} {'compile req':>11}  source"]
     for run, f in dspy.items():
@@ -377,6 +389,10 @@ def render(summary: dict[str, Any], bench: Bench) -> str:
                    f"requests vs DSPy MIPROv2-light {mipro['mean']:.3f} + 0.030 = {mipro['mean'] + MIPRO_MARGIN:.3f} "
                    f"with <= {MIPRO_REQUEST_SHARE * mipro['mean_requests']:.0f}: "
                    f"{_yn(summary['target_best_beats_mipro'])}")
+        acc, req = REFERENCE["mipro"]
+        fixed = best["mean"] >= acc + MIPRO_MARGIN - 1e-9 and best["compile_requests"] <= MIPRO_REQUEST_SHARE * req
+        out.append(f"  (against issue 9's fixed figures: >= {acc + MIPRO_MARGIN:.3f} with <= "
+                   f"{MIPRO_REQUEST_SHARE * req:.0f} requests: {_yn(fixed)})")
     if "target_bootstrap" in summary:
         b, ref = summary["optimizers"]["bootstrap_few_shot"], dspy["bootstrap"]
         out.append(f"  bootstrap_few_shot: {b['mean']:.3f} with {b['compile_requests']:.0f} requests vs DSPy "
@@ -438,6 +454,8 @@ def write(out: Path, bench: Bench, rows: list[dict[str, Any]], dspy_rows: list[d
     meta = {"url": bench.url, "model": bench.model, "train": len(bench.train), "dev": len(bench.dev),
             "test": len(bench.test), "seeds": bench.seeds, "optimizers": bench.optimizers,
             "settings": bench.settings, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if summary is not None:
+        summary = {k: v for k, v in summary.items() if k != "runs"}  # already under "runs"
     doc = {"meta": meta, "runs": rows, "dspy": dspy_rows, "summary": summary}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
