@@ -35,6 +35,7 @@ _EXPORTS = {
     "BudgetedLM": "promptc.lm.budget",
     "Program": "promptc.core.program",
     "GraphProgram": "promptc.core.graph_program",
+    "PredictorState": "promptc.core.program",
     "ModuleProgram": "promptc.core.module_program",
     "Step": "promptc.core.graph",
     "Ref": "promptc.core.graph",

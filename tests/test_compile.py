@@ -32,7 +32,7 @@ def held_out(spec: Path, build: Path | None) -> float:
 
 
 def test_bootstrap_and_random_search_beat_zero_shot_on_held_out_rows(tmp_path):
-    for optimizer in ("{name: bootstrap_few_shot, max_bootstrapped_demos: 8, max_labeled_demos: 24}",
+    for optimizer in ("{name: bootstrap_few_shot, max_bootstrapped_demos: 8, max_labeled_demos: 24, score_dev: true}",
                       "{name: random_search, num_candidates: 3, max_bootstrapped_demos: 8}"):
         spec = spec_with(tmp_path, optimizer)
         out = tmp_path / "build"
@@ -50,6 +50,30 @@ def test_bootstrap_and_random_search_beat_zero_shot_on_held_out_rows(tmp_path):
         assert trials[0]["kind"] == "zero_shot" and all("score" in t for t in trials)
         assert (out / "prompts" / "classify.md").read_text().count("[[ ## intent ## ]]") > 3
         assert "api_key" not in (out / "program.json").read_text().replace("api_key_env", "")
+
+
+def test_few_shot_optimizers_spend_nothing_on_dev_unless_asked(tmp_path):
+    for name, kind in (("bootstrap_few_shot", "bootstrapped"), ("labeled_few_shot", "labeled")):
+        spec = spec_with(tmp_path, f"{{name: {name}}}")
+        out = tmp_path / name
+        result = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        assert "compiled without scoring on dev" in result.stdout and "promptc eval --program" in result.stdout
+        trials = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
+        assert [(t["kind"], t["score"], t["n"]) for t in trials] == [(kind, None, 0)]
+        program = json.loads((out / "program.json").read_text())
+        assert program["predictors"][0]["demos"] and program["provenance"]["dev_score_after"] is None
+        # Bootstrapping runs the program on a few training rows only, never on dev.
+        assert program["provenance"]["usage"]["calls"] <= (24 if name == "bootstrap_few_shot" else 0)
+
+
+def test_mipro_stopped_by_the_budget_says_so(tmp_path):
+    spec = spec_with(tmp_path, "{name: mipro, num_trials: 6, minibatch_size: 10}")
+    out = tmp_path / "build"
+    result = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(out), "--max-calls", "150")
+    assert result.returncode == 0, result.stderr
+    assert "stopped early" in result.stderr
+    assert json.loads((out / "program.json").read_text())["provenance"]["stopped_early"]
 
 
 def test_budget_stops_cleanly_with_the_best_so_far(tmp_path):

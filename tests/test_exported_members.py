@@ -11,6 +11,8 @@ def test_every_exported_name_resolves():
         assert getattr(promptc, name) is not None, name
     assert {"load_spec", "Program", "Module", "ChainOfThought", "Retrieve", "ReAct"} <= set(dir(promptc))
     assert {"compile", "evaluate", "run", "load_program", "Runtime", "CachedLM"} <= set(dir(promptc))
+    assert {"GraphProgram", "ModuleProgram", "PredictorState", "Predict"} <= set(dir(promptc))
+    assert callable(promptc.evaluate) and promptc.evaluate.__module__ == "promptc.jobs.evaluate"
 
 
 def test_import_promptc_is_light():

@@ -80,7 +80,9 @@ def test_jobs_take_rows_in_memory(tmp_path):
         assert out.rows == out.ok == 12 and out.failed == 0
         scored = promptc.evaluate(program, rows, metrics=["exact_match"])
         assert scored.summary.n == 12 and 0.0 <= scored.score <= 1.0
-        compiled = promptc.compile(program, rows, optimizer="labeled_few_shot")
+        compiled = promptc.compile(program, rows, optimizer="labeled_few_shot", settings={"score_dev": True})
         assert compiled.path is None and compiled.score_after is not None
+        unscored = promptc.compile(program, rows, optimizer="labeled_few_shot")
+        assert unscored.score_after is None and unscored.artifact.predictors[0].demos
     with pytest.raises(promptc.InputError, match="rows:2"):
         promptc.evaluate(ROOT / "specs/intent.yaml", [rows[0], {"nope": 1}])

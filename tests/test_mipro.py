@@ -11,6 +11,7 @@ import pytest
 
 from promptc.core.example import Example
 from promptc.core.program import Program
+from promptc.errors import BudgetExhausted
 from promptc.lm.base import LMRequest, LMResponse, Usage
 from promptc.lm.budget import Budget, budgeted
 from promptc.metrics.config import build_metrics, parse_metric
@@ -90,7 +91,7 @@ def make_ctx(log: TrialLog | None = None, budget: Budget | None = None, seed: in
                           log=log or TrialLog(None))
 
 
-SMALL = {"num_candidates": 3, "num_trials": 8, "minibatch_size": 10, "full_eval_every": 4,
+SMALL = {"num_candidates": 3, "num_trials": 8, "minibatch_size": 10, "finalists": 2,
          "max_bootstrapped_demos": 3, "max_labeled_demos": 16}
 
 
@@ -106,7 +107,13 @@ def test_mipro_beats_zero_shot_on_held_out_and_logs_both_kinds_of_trial(tmp_path
     lines = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
     kinds = [t["kind"] for t in lines]
     assert kinds[0] == "zero_shot" and kinds.count("mipro_minibatch") == 8
-    assert 1 <= kinds.count("mipro_full") <= 2
+    assert kinds.count("mipro_full") == 2 and kinds[-2:] == ["mipro_full", "mipro_full"]
+    searched = [json.dumps(t["params"], sort_keys=True) for t in lines if t["kind"] == "mipro_minibatch"]
+    assert len(set(searched)) == len(searched)  # no configuration scored twice
+    finalists = [t for t in lines if t["kind"] == "mipro_full"]
+    minibatch = {json.dumps(t["params"], sort_keys=True): t["score"] for t in lines if t["kind"] == "mipro_minibatch"}
+    ranked = sorted(minibatch.values(), reverse=True)
+    assert [minibatch[json.dumps(t["params"], sort_keys=True)] for t in finalists] == ranked[:2]
     assert [t["index"] for t in lines] == list(range(len(lines)))
     for t in lines:
         assert t["full_eval"] == (t["kind"] != "mipro_minibatch")
@@ -231,7 +238,7 @@ def test_tpe_is_deterministic_and_replayable() -> None:
 def test_presets_set_sizes_and_explicit_settings_override() -> None:
     ctx = make_ctx()  # 30 dev examples
     light = MIPRO().plan(ctx)
-    assert (light.num_candidates, light.num_trials, light.minibatch_size) == (6, 10, 25)
+    assert (light.num_candidates, light.num_trials, light.minibatch_size) == (6, 12, 30)  # capped at len(dev)
     heavy = MIPRO(auto="heavy").plan(ctx)
     assert (heavy.num_candidates, heavy.num_trials) == (PRESETS["heavy"].num_candidates, 50)
     assert heavy.minibatch_size == 30  # capped at len(dev)
@@ -254,7 +261,8 @@ def test_resume_skips_finished_trials_and_matches_an_uninterrupted_run(tmp_path:
 
     path = tmp_path / "trials.jsonl"
     cut = Budget(max_calls=int(total_calls * fraction))
-    asyncio.run(MIPRO(**SMALL).compile(make_ctx(TrialLog(path), cut, seed=3)))
+    with pytest.raises(BudgetExhausted):  # the compile job keeps the best trial and reports the stop
+        asyncio.run(MIPRO(**SMALL).compile(make_ctx(TrialLog(path), cut, seed=3)))
     first = TrialLog(path, resume=True).trials
     assert 1 <= len(first) < len(full_ctx.log.trials)
     if fraction == 0.66:
@@ -272,3 +280,22 @@ def test_resume_skips_finished_trials_and_matches_an_uninterrupted_run(tmp_path:
 
     assert summary(resumed_ctx.log) == summary(full_ctx.log)
     assert isinstance(resumed, Program)
+
+
+def test_trials_are_scored_on_the_same_dev_rows() -> None:
+    """Paired: every minibatch trial sees the same examples, so score differences are real."""
+    from promptc.optimize.mipro import _subset
+
+    ctx = make_ctx()
+    first, again = _subset(ctx, 10), _subset(ctx, 10)
+    assert first is not None and [dict(e) for e in first] == [dict(e) for e in (again or [])]
+    assert _subset(ctx, len(ctx.devset)) is None
+
+
+def test_proposer_never_sees_a_placeholder_instruction() -> None:
+    program = load_text(SPEC.replace("    instructions: Route the support ticket to the team that handles it.\n", "")).program
+    lm = ScriptedLM({1: "Pick the team."})
+    out = asyncio.run(propose_instructions(program, "route", lm=lm, n=2, seed=0))
+    prompt = next(r for r in lm.requests if r.sample_index).messages[-1].content
+    assert "(none: the default" not in prompt and "Given the fields `ticket`, produce the fields `team`." in prompt
+    assert out == ["", "Pick the team."]

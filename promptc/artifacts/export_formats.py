@@ -20,8 +20,7 @@ from typing import Any
 from promptc import __version__
 from promptc.artifacts.program_file import ProgramArtifact, StepArtifact
 from promptc.core.adapter import ChatAdapter
-from promptc.core.module import predictors_under
-from promptc.core.modules import Predict
+from promptc.core.modules import Predict, placed_predictors
 
 VALUE_FORMAT = (
     "Each placeholder stands for the whole input value, formatted as promptc does "
@@ -90,7 +89,7 @@ def step_templates(artifact: ProgramArtifact, adapter: ChatAdapter | None = None
     for step in program.steps:
         declared = by_name[step.name]
         lm = artifact.lms.get(declared.lm or "default")
-        for name, predictor in predictors_under(step.module, step.name):
+        for name, predictor in placed_predictors(step.module, step.name):
             response_format = adapter.response_format(predictor.signature) if predictor.json_mode else None
             shown = step.module.shown_signature_of(predictor)
             out.append(StepTemplate(name=name, step=declared, module=predictor, model=lm.model if lm else None,

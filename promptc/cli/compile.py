@@ -78,8 +78,13 @@ def compile_command(
     if result.stopped:
         stderr.print(f"[yellow]stopped early[/]: {result.stopped}; wrote the best of {len(result.trials)} trial(s)")
     best = result.best
-    stdout.print(f"dev {result.metric}: {fmt(result.score_before)} -> {fmt(result.score_after)} "
-                 f"(best trial {best.index if best else '-'} of {len(result.trials)}) -> {result.path}")
+    if best is None and not result.stopped:
+        stdout.print(f"compiled without scoring on dev -> {result.path}\n"
+                     f"to score it: promptc eval --program {result.path.parent if result.path else 'OUT'} "
+                     "--data DEV.jsonl (or set `score_dev: true` in the spec's optimizer block)")
+    else:
+        stdout.print(f"dev {result.metric}: {fmt(result.score_before)} -> {fmt(result.score_after)} "
+                     f"(best trial {best.index if best else '-'} of {len(result.trials)}) -> {result.path}")
     stdout.print(usage_line(result.usage))
 
 

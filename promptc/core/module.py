@@ -20,16 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from promptc.core.adapter import ChatAdapter
 from promptc.core.example import Prediction
 from promptc.core.trace import Trace
 from promptc.errors import UsageError
 from promptc.lm.base import LM
-
-if TYPE_CHECKING:
-    from promptc.core.modules import Predict
 
 
 @dataclass
@@ -103,14 +100,14 @@ class Module:
     is_predictor: ClassVar[bool] = False  # True for Predict, the one tunable leaf
     name: str = ""
 
-    def named_predictors(self) -> list[tuple[str, Predict]]:
+    def named_predictors(self) -> list[tuple[str, Module]]:
         """Every predictor this module holds, by attribute path (a sub-module holding a single
         predictor gives it the sub-module's own path)."""
         seen = {id(self)}
         return [(f"{key}.{path}" if path else key, predictor)
                 for key, value in _children(self) for path, predictor in _predictors_of(value, seen)]
 
-    def predictors(self) -> list[Predict]:
+    def predictors(self) -> list[Module]:
         return [p for _, p in self.named_predictors()]
 
     async def forward(self, **inputs: Any) -> Any:
@@ -131,13 +128,13 @@ class Module:
         return Prediction(await self.acall(inputs, ctx), trace=ctx.trace)
 
 
-def _predictors_of(obj: Any, seen: set[int]) -> list[tuple[str, Predict]]:
+def _predictors_of(obj: Any, seen: set[int]) -> list[tuple[str, Module]]:
     if isinstance(obj, Module) and obj.is_predictor:
-        return [("", obj)]  # type: ignore[list-item]
+        return [("", obj)]
     if id(obj) in seen:
         return []
     seen.add(id(obj))
-    found: list[tuple[str, Predict]] = []
+    found: list[tuple[str, Module]] = []
     for key, value in _children(obj):
         for path, predictor in _predictors_of(value, seen):
             found.append((f"{key}.{path}" if path else key, predictor))
@@ -158,10 +155,10 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in items if isinstance(v, (Module, list, tuple, dict))]
 
 
-def predictors_under(module: Module, name: str) -> list[tuple[str, Predict]]:
+def predictors_under(module: Module, name: str) -> list[tuple[str, Module]]:
     """The predictors of `module` placed under `name`: one predictor takes the name itself."""
     if module.is_predictor:
-        return [(name, module)]  # type: ignore[list-item]
+        return [(name, module)]
     found = module.named_predictors()
     if len(found) == 1 and name:
         return [(name, found[0][1])]

@@ -32,7 +32,7 @@ from typing import Any
 from promptc.core.adapter import ChatAdapter
 from promptc.core.graph import Step
 from promptc.core.module import CallContext, Module, assign_names, modules_of, running
-from promptc.core.modules import Predict, SignatureModule
+from promptc.core.modules import Predict, SignatureModule, typed_predictors
 from promptc.core.program import Program
 from promptc.core.signature import FieldSpec, Signature
 from promptc.errors import FATAL_LM_ERRORS, SpecError, StepFailed
@@ -74,7 +74,7 @@ class ModuleProgram(Program):
         return self._outputs
 
     def named_predictors(self) -> list[tuple[str, Predict]]:
-        return self.module.named_predictors()
+        return typed_predictors(self.module.named_predictors())
 
     def _top_modules(self) -> list[Step]:
         """The modules `forward` calls directly (not those inside a composite), as steps."""

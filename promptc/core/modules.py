@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from promptc.core.adapter import ChatAdapter
-from promptc.core.module import CallContext, Module, assign_names
+from promptc.core.module import CallContext, Module, assign_names, predictors_under
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.trace import TraceStep
 from promptc.errors import AssertionFailed, ParseError
@@ -172,6 +172,16 @@ class Predict(SignatureModule):
         if hard:
             raise AssertionFailed("; ".join(f"{v.message} ({v.detail})" for v in hard))
         return outputs
+
+
+def typed_predictors(found: list[tuple[str, Module]]) -> list[tuple[str, Predict]]:
+    """`found` (from the module walk, which only knows `Module`) typed as the Predicts they are."""
+    return [(name, p) for name, p in found if isinstance(p, Predict)]
+
+
+def placed_predictors(module: Module, name: str) -> list[tuple[str, Predict]]:
+    """The predictors of `module` placed in a program under `name` (see predictors_under)."""
+    return typed_predictors(predictors_under(module, name))
 
 
 def with_reasoning(signature: Signature) -> Signature:

@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 from promptc.core.adapter import ChatAdapter
 from promptc.core.example import Prediction
 from promptc.core.graph import Ref, Step
-from promptc.core.module import CallContext, predictors_under
-from promptc.core.modules import Predict
+from promptc.core.module import CallContext
+from promptc.core.modules import Predict, placed_predictors
 from promptc.core.signature import FieldSpec
 from promptc.core.trace import Trace
 from promptc.core.types import CoercionError
@@ -63,7 +63,7 @@ class Program:
 
     def named_predictors(self) -> list[tuple[str, Predict]]:
         """Every tunable LM call of the program, by name (see promptc.core.module)."""
-        return [found for step in self.steps for found in predictors_under(step.module, step.name)]
+        return [found for step in self.steps for found in placed_predictors(step.module, step.name)]
 
     def clone(self, *, lms: Mapping[str, LM] | None = None) -> Program:
         """A copy whose predictors can be changed without touching this one."""
@@ -100,7 +100,7 @@ class Program:
     def step_of(self, predictor_name: str) -> Step:
         """The step that holds the predictor called `predictor_name` (KeyError if none)."""
         for step in self.steps:
-            if any(name == predictor_name for name, _ in predictors_under(step.module, step.name)):
+            if any(name == predictor_name for name, _ in placed_predictors(step.module, step.name)):
                 return step
         raise KeyError(predictor_name)
 

@@ -132,6 +132,24 @@ class CompileContext:
         return trial
 
 
+    async def record(self, index: int, kind: str, build: Callable[[], Awaitable[Program]], *,
+                     description: str = "", params: dict[str, Any] | None = None) -> Program:
+        """Build candidate `index` and log it unscored (an optimizer that does not score dev);
+        on --resume, rebuild it from the log instead."""
+        done = self.log.get(index)
+        if done is not None:
+            return self.program.with_state(done.state)
+        start = time.monotonic()
+        before = self.budget.spent.model_copy()
+        program = await build()
+        spent = self.budget.spent
+        usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
+        self.log.record(Trial(index=index, kind=kind, description=description, params=params or {},
+                              full_eval=False, state=program.state(), usage=usage,
+                              seconds=time.monotonic() - start))
+        return program
+
+
 class Optimizer(Protocol):
     """What `promptc compile` drives."""
 

@@ -130,7 +130,12 @@ async def bootstrap(teacher: Program, trainset: Sequence[Example], metric: Named
 
 def combine(program: Program, boot: Bootstrapped, trainset: Sequence[Example], *,
             max_bootstrapped: int, max_labeled: int, rng: random.Random | None = None) -> dict[str, PredictorState]:
-    """Per predictor: bootstrapped demos first, then labelled ones from unused examples, up to the caps."""
+    """Per predictor: bootstrapped demos first, then labelled ones from unused examples, up to the caps.
+
+    A predictor whose bootstrapped demos carry outputs labels lack (chain-of-thought
+    `reasoning`) gets no labelled demos beside them: demos that show their reasoning next
+    to demos that skip it teach the model that skipping is fine.
+    """
     state = program.state()
     unused = [ex for i, ex in enumerate(trainset) if i not in boot.used]
     if rng is not None:
@@ -138,6 +143,8 @@ def combine(program: Program, boot: Bootstrapped, trainset: Sequence[Example], *
     for name in state:
         demos = boot.demos.get(name, [])[:max_bootstrapped]
         room = max(0, max_labeled - len(demos))
+        if demos and _fuller_than_labels(program, name, demos):
+            room = 0
         if room:
             extra = [d for ex in unused if (d := labeled_demo(program, name, ex)) is not None]
             demos = demos + extra[:room]
@@ -145,3 +152,9 @@ def combine(program: Program, boot: Bootstrapped, trainset: Sequence[Example], *
     return state
 
 
+
+
+def _fuller_than_labels(program: Program, name: str, demos: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether bootstrapped `demos` show outputs a labelled example would not (e.g. reasoning)."""
+    optional = set(program.predictor(name).optional_outputs)
+    return any(k in optional for d in demos for k in d)

@@ -1,5 +1,9 @@
 """Demo optimizers: labeled_few_shot, bootstrap_few_shot, random_search.
 
+labeled_few_shot and bootstrap_few_shot build one program and, like DSPy's, spend nothing
+on scoring it unless `score_dev: true`: the demos are the product, and `promptc eval`
+scores the result when wanted (the compile says how).
+
 random_search follows DSPy's BootstrapFewShotWithRandomSearch: candidate 0 is zero-shot,
 1 uses labelled demos only, 2 is bootstrapped from the train set in order, and the rest
 are bootstrapped from seeded shuffles with a random number of demos. Each is scored on
@@ -9,6 +13,7 @@ dev; the best is kept (ties go to the earlier, simpler candidate).
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -26,39 +31,40 @@ class LabeledFewShot:
     class Settings(BaseModel):
         model_config = {"extra": "forbid"}
         k: int = 16
+        score_dev: bool = False  # also score the spec as written and the result on dev
 
     def __init__(self, **settings: Any):
         self.settings = self.Settings(**settings)
 
     def planned_calls(self, ctx: CompileContext) -> int:
-        return 2 * len(ctx.devset) * len(ctx.program.named_predictors())
+        scoring = 2 * len(ctx.devset) if self.settings.score_dev else 0
+        return scoring * len(ctx.program.named_predictors())
 
     async def compile(self, ctx: CompileContext) -> Program:
-        await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
         rng = random.Random(ctx.seed)
         sample = rng.sample(ctx.trainset, min(self.settings.k, len(ctx.trainset)))
         state = labeled_state(ctx.program, sample, self.settings.k)
-        await ctx.trial(1, "labeled", _same(ctx.program.with_state(state)),
-                        description=f"{self.settings.k} labelled demos", params={"k": self.settings.k})
-        return _best(ctx)
+        return await _one_candidate(ctx, self.settings.score_dev, "labeled", _same(ctx.program.with_state(state)),
+                                    description=f"{self.settings.k} labelled demos", params={"k": self.settings.k})
 
 
 class BootstrapFewShot:
     """Demos for every predictor from the teacher's successful runs, topped up with labelled ones."""
 
     name = "bootstrap_few_shot"
-    Settings = BootstrapSettings
+
+    class Settings(BootstrapSettings):
+        score_dev: bool = False  # also score the spec as written and the result on dev
 
     def __init__(self, **settings: Any):
-        self.settings = BootstrapSettings(**settings)
+        self.settings = self.Settings(**settings)
 
     def planned_calls(self, ctx: CompileContext) -> int:
         s, steps = self.settings, len(ctx.program.named_predictors())
         boot = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * steps
-        return boot + 2 * len(ctx.devset) * steps
+        return boot + (2 * len(ctx.devset) * steps if s.score_dev else 0)
 
     async def compile(self, ctx: CompileContext) -> Program:
-        await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
         s = self.settings
 
         async def build() -> Program:
@@ -70,10 +76,9 @@ class BootstrapFewShot:
                                                   max_bootstrapped=s.max_bootstrapped_demos,
                                                   max_labeled=s.max_labeled_demos))
 
-        await ctx.trial(1, "bootstrapped", build, params=s.model_dump(),
-                        description=f"up to {s.max_bootstrapped_demos} bootstrapped + "
-                        f"{s.max_labeled_demos} labelled demos")
-        return _best(ctx)
+        return await _one_candidate(ctx, s.score_dev, "bootstrapped", build, params=s.model_dump(),
+                                    description=f"up to {s.max_bootstrapped_demos} bootstrapped + "
+                                    f"{s.max_labeled_demos} labelled demos")
 
 
 class RandomSearch:
@@ -118,6 +123,18 @@ class RandomSearch:
                             description=f"{size} bootstrapped demos, "
                             + ("train order" if index == 2 else f"shuffle seed {seed}"))
         return _best(ctx)
+
+
+async def _one_candidate(ctx: CompileContext, score_dev: bool, kind: str,
+                         build: Callable[[], Awaitable[Program]], *, description: str,
+                         params: dict[str, Any]) -> Program:
+    """Trial 0 the spec as written and trial 1 the candidate, both scored on dev when
+    `score_dev`; else the candidate alone, built and logged unscored."""
+    if not score_dev:
+        return await ctx.record(1, kind, build, description=description, params=params)
+    await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+    await ctx.trial(1, kind, build, description=description, params=params)
+    return _best(ctx)
 
 
 def _same(program: Program):  # type: ignore[no-untyped-def]

@@ -5,13 +5,17 @@
 2. Instruction candidates per predictor: the original plus proposals from a grounded proposer
    LM (see `proposer`): the spec's `proposer` LM, else `teacher`, else `default`.
 3. A Bayesian search (a categorical TPE, see `tpe`) over (instruction, demo set) per
-   step. Each trial scores one configuration on a seeded random minibatch of dev
-   (`mipro_minibatch`, full_eval=False); every `full_eval_every` trials, and at the end,
-   the configuration with the best mean minibatch score so far (averaged over all its
-   minibatches) is scored on all of dev (`mipro_full`), unless it already was. The
-   result is the best full evaluation, the spec as written (trial 0) included, so MIPRO
-   never returns worse on dev than what it started from. When the minibatch would be
-   all of dev, trials are full evaluations and no extra ones are needed.
+   predictor. Every trial scores one configuration on the *same* seeded subset of dev
+   (`mipro_minibatch`, full_eval=False): outcomes are strongly correlated across
+   prompts (an example hard under one prompt is hard under another), so scores on the
+   same rows are paired and their differences are real, where fresh random minibatches
+   per trial would make the TPE steer on which rows it drew. A configuration is never
+   scored twice: when the TPE suggests one already scored, the next unscored one (in a
+   seeded order) is tried instead.
+4. The `finalists` best configurations on that subset are scored on all of dev
+   (`mipro_full`). The result is the best full evaluation, the program as written
+   (trial 0) included, so MIPRO never returns worse on dev than what it started from.
+   When the subset is all of dev, trials are full evaluations and no extra ones are needed.
 
 Resume: every random choice derives from `ctx.seed`, and trial indices follow a fixed
 schedule, so a rerun asks for the same trials in the same order; `ctx.trial` returns
@@ -31,7 +35,6 @@ from typing import Any, Literal
 from pydantic import Field
 
 from promptc.core.program import PredictorState, Program
-from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, Trial
 from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, labeled_state
 from promptc.optimize.proposer import propose_instructions, summarize_dataset
@@ -47,13 +50,15 @@ class Plan:
     num_candidates: int
     num_trials: int
     minibatch_size: int
-    full_eval_every: int
+    finalists: int
 
 
+# 40 paired rows tell apart configurations ~10 points apart most of the time; the
+# finalists' full evaluations then decide between close ones.
 PRESETS: dict[str, Plan] = {
-    "light": Plan(num_candidates=6, num_trials=10, minibatch_size=25, full_eval_every=5),
-    "medium": Plan(num_candidates=12, num_trials=25, minibatch_size=35, full_eval_every=8),
-    "heavy": Plan(num_candidates=18, num_trials=50, minibatch_size=50, full_eval_every=10),
+    "light": Plan(num_candidates=6, num_trials=12, minibatch_size=40, finalists=2),
+    "medium": Plan(num_candidates=12, num_trials=25, minibatch_size=60, finalists=3),
+    "heavy": Plan(num_candidates=18, num_trials=50, minibatch_size=100, finalists=3),
 }
 
 
@@ -95,8 +100,8 @@ class MIPRO:
         auto: Literal["light", "medium", "heavy"] = "light"
         num_candidates: int | None = Field(None, ge=1, description="instructions and bootstrapped demo sets per predictor")
         num_trials: int | None = Field(None, ge=0, description="minibatch trials of the search")
-        minibatch_size: int | None = Field(None, ge=1, description="dev examples per trial")
-        full_eval_every: int | None = Field(None, ge=1, description="trials between full dev evaluations")
+        minibatch_size: int | None = Field(None, ge=1, description="dev examples every trial is scored on")
+        finalists: int | None = Field(None, ge=1, description="best configurations scored on all of dev")
         init_temperature: float = Field(0.7, ge=0, description="the proposer's sampling temperature")
 
     def __init__(self, **settings: Any):
@@ -110,7 +115,7 @@ class MIPRO:
             num_candidates=s.num_candidates if s.num_candidates is not None else preset.num_candidates,
             num_trials=s.num_trials if s.num_trials is not None else preset.num_trials,
             minibatch_size=max(1, min(minibatch, len(ctx.devset))),
-            full_eval_every=s.full_eval_every if s.full_eval_every is not None else preset.full_eval_every,
+            finalists=s.finalists if s.finalists is not None else preset.finalists,
         )
 
     def planned_calls(self, ctx: CompileContext) -> int:
@@ -119,21 +124,18 @@ class MIPRO:
         # A weak teacher may try every training example before enough runs pass.
         per_bootstrap = len(ctx.trainset) * s.max_rounds * steps
         proposals = 1 + (plan.num_candidates - 1) * steps
-        full_evals = 1 + math.ceil(plan.num_trials / plan.full_eval_every)
+        full_evals = 1 + plan.finalists
         return (plan.num_candidates * per_bootstrap + proposals
                 + plan.num_trials * plan.minibatch_size * steps + full_evals * len(ctx.devset) * steps)
 
     async def compile(self, ctx: CompileContext) -> Program:
-        """The best fully evaluated program; stops early, keeping the best, on BudgetExhausted."""
+        """The best fully evaluated program. BudgetExhausted propagates: the compile job keeps
+        the best trial so far and reports the stop."""
         plan = self.plan(ctx)
-        try:
-            await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
-            if plan.num_trials > 0:
-                space = await self.search_space(ctx, plan)
-                await self._search(ctx, plan, space)
-        except BudgetExhausted:
-            if ctx.log.best() is None:
-                raise
+        await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+        if plan.num_trials > 0:
+            space = await self.search_space(ctx, plan)
+            await self._search(ctx, plan, space)
         best = ctx.log.best()
         return ctx.program if best is None else ctx.program.with_state(best.state)
 
@@ -175,40 +177,34 @@ class MIPRO:
         dims = space.dimensions()
         tpe = CategoricalTPE(dims, seed=f"mipro-tpe-{ctx.seed}",
                              n_startup=min(10, max(3, plan.num_trials // 4)))
-        minibatch_scores: dict[Config, list[float]] = {}
+        subset = _subset(ctx, plan.minibatch_size)
+        scores: dict[Config, float] = {}
         configs: dict[Config, dict[str, int]] = {}
-        fully_evaluated: set[Config] = set()
+        original = tuple(0 for _ in dims)
         if not any(p.demos for _, p in ctx.program.named_predictors()):
-            fully_evaluated.add(tuple(0 for _ in dims))  # trial 0 already is (original, no demos)
+            first = ctx.log.get(0)  # trial 0 is the original configuration: never score it again
+            scores[original] = first.score if first is not None and first.score is not None else 0.0
         index = 1
         for t in range(plan.num_trials):
-            suggested = tpe.suggest()
-            batch_rng = random.Random(f"mipro-minibatch-{ctx.seed}-{t}")
-            whole_dev = plan.minibatch_size >= len(ctx.devset)
-            batch = None if whole_dev else batch_rng.sample(ctx.devset, plan.minibatch_size)
+            suggested = _unscored(tpe, dims, scores, seed=f"mipro-next-{ctx.seed}-{t}")
+            if suggested is None:
+                break  # every configuration has been scored
             trial = await ctx.trial(index, "mipro_minibatch", self._build(ctx, space, suggested),
-                                    examples=batch, params=suggested,
+                                    examples=subset, params=suggested,
                                     description=f"trial {t + 1}/{plan.num_trials}: {space.describe(suggested)}")
             index += 1
             params = _logged_params(trial, dims) or suggested
             key = tuple(params[k] for k in dims)
-            configs.setdefault(key, params)
-            minibatch_scores.setdefault(key, []).append(trial.score or 0.0)
-            tpe.tell(params, trial.score or 0.0)
-            if trial.full_eval:
-                fully_evaluated.add(key)  # the "minibatch" was all of dev
-            if (t + 1) % plan.full_eval_every == 0 or t + 1 == plan.num_trials:
-                # max() keeps the first of equal means: the earliest-tried configuration.
-                best = max(minibatch_scores, key=lambda k: _mean(minibatch_scores[k]))
-                if best in fully_evaluated:
-                    continue  # the leader has its full score already; spend nothing
-                scores = minibatch_scores[best]
-                await ctx.trial(index, "mipro_full", self._build(ctx, space, configs[best]),
-                                params=configs[best],
-                                description=f"full dev evaluation (minibatch mean {_mean(scores):.3f} over "
-                                f"{len(scores)} trial(s)): {space.describe(configs[best])}")
-                index += 1
-                fully_evaluated.add(best)
+            configs[key], scores[key] = params, trial.score or 0.0
+            tpe.tell(params, scores[key])
+        if subset is None:
+            return  # the trials were full evaluations already
+        # sorted() is stable: among equal scores the earliest-tried configuration comes first.
+        for key in sorted(configs, key=lambda k: -scores[k])[:plan.finalists]:
+            await ctx.trial(index, "mipro_full", self._build(ctx, space, configs[key]), params=configs[key],
+                            description=f"full dev evaluation (subset score {scores[key]:.3f}): "
+                            f"{space.describe(configs[key])}")
+            index += 1
 
     @staticmethod
     def _build(ctx: CompileContext, space: SearchSpace, params: dict[str, int]):  # type: ignore[no-untyped-def]
@@ -225,8 +221,28 @@ def _logged_params(trial: Trial, dims: dict[str, int]) -> dict[str, int] | None:
     return None
 
 
-def _mean(scores: list[float]) -> float:
-    return sum(scores) / len(scores)
+def _subset(ctx: CompileContext, size: int) -> list[Any] | None:
+    """The dev rows every trial is scored on (None: all of dev), the same for every trial."""
+    if size >= len(ctx.devset):
+        return None
+    return random.Random(f"mipro-subset-{ctx.seed}").sample(ctx.devset, size)
+
+
+def _unscored(tpe: CategoricalTPE, dims: dict[str, int], scores: dict[Config, float], *,
+              seed: str) -> dict[str, int] | None:
+    """The TPE's suggestion, or, if that configuration was scored already, a seeded draw
+    among the unscored ones (None when none is left)."""
+    suggested = tpe.suggest()
+    if tuple(suggested[k] for k in dims) not in scores:
+        return suggested
+    total = math.prod(dims.values())
+    if len(scores) >= total:
+        return None
+    rng = random.Random(seed)
+    while True:
+        params = {k: rng.randrange(n) for k, n in dims.items()}
+        if tuple(params[k] for k in dims) not in scores:
+            return params
 
 
 def _same(program: Program):  # type: ignore[no-untyped-def]

@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from promptc.core.adapter import default_instructions
 from promptc.core.example import Example
 from promptc.core.graph import Step
 from promptc.core.graph_program import GraphProgram
@@ -142,7 +143,8 @@ async def propose_instructions(program: Program, step_name: str, *, lm: LM, n: i
     common = {"dataset_summary": dataset_summary or "(no summary)",
               "program_description": describe_program(program),
               "step_description": describe_step(program, step_name),
-              "current_instruction": original or "(none: the default instruction)"}
+              # What the model sees when there is none: never a placeholder a proposal could copy.
+              "current_instruction": original or default_instructions(program.predictor(step_name).signature)}
     sem = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> str:
