@@ -38,7 +38,7 @@ _EXPORTS = {
     "PredictorState": "promptc.core.program",
     "ModuleProgram": "promptc.core.module_program",
     "Step": "promptc.core.graph",
-    "Ref": "promptc.core.graph",
+    "Ref": "promptc.core.ref",
     "Module": "promptc.core.module",
     "Predict": "promptc.core.modules",
     "ChainOfThought": "promptc.core.modules",

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from promptc.core.condition_check import check_condition
 from promptc.core.conditions import Condition, ConditionError
-from promptc.core.graph import Ref
+from promptc.core.ref import Ref
 from promptc.core.types import FieldType
 
 VALUES: dict[str, Any] = {
@@ -245,7 +246,7 @@ TYPES = {
 
 
 def check(text: str) -> list[str]:
-    return Condition.parse(text).check(lambda ref: TYPES.get(str(ref)))
+    return check_condition(Condition.parse(text), lambda ref: TYPES.get(str(ref)))
 
 
 @pytest.mark.parametrize("text", [

@@ -16,10 +16,11 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, Field, ValidationError, field_serializer
 
 from promptc import __version__
-from promptc.core.graph import Ref, Step
+from promptc.core.graph import Step
 from promptc.core.graph_program import GraphProgram
 from promptc.core.modules import MODULES
 from promptc.core.program import PredictorState, Program
+from promptc.core.ref import Ref
 from promptc.core.signature import Signature
 from promptc.errors import UsageError
 from promptc.lm.base import LM, Price

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from promptc.core.conditions import _Node
+from promptc.core.conditions import Condition, _Node
+from promptc.core.ref import Ref
 from promptc.core.types import FieldType
-
-if TYPE_CHECKING:
-    from promptc.core.graph import Ref
 
 _FAMILY = {"str": "str", "enum": "str", "int": "number", "float": "number", "bool": "bool",
            "list": "list"}  # json (and null) can hold anything: never flagged
@@ -98,3 +95,10 @@ def _show(node: _Node, t: FieldType | None) -> str:
     if node.kind == "lit" and t is not None:  # `3 is an int`, but `classify.n is int`
         spelled = ("an " if spelled[0] in "aeiou" else "a ") + spelled
     return f"{node.src} is {spelled}"
+
+
+def check_condition(condition: Condition, type_of: Callable[[Ref], FieldType | None]) -> list[str]:
+    """Static problems of `condition`, given each reference's type (None: not there)."""
+    problems: list[str] = []
+    Checker(type_of, problems).infer(condition.root)
+    return problems

@@ -36,12 +36,9 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from promptc.core.types import FieldType
-
-if TYPE_CHECKING:
-    from promptc.core.graph import Ref
+from promptc.core.ref import Ref
 
 FUNCTIONS = ("len",)
 _COMPARE = ("==", "!=", "<", "<=", ">", ">=", "in", "not in")
@@ -272,7 +269,6 @@ class _Parser:
         name = self.take()
         if name.kind != "name":
             raise self.fail(name, f"; expected a field name after '{start.text}.'")
-        from promptc.core.graph import Ref  # lazily: graph.py may come to import this module
 
         ref = Ref(start.text, name.text)
         if self.at("."):
@@ -316,13 +312,10 @@ class Condition:
         """Every reference, in order of appearance."""
         return list(self._refs)
 
-    def check(self, type_of: Callable[[Ref], FieldType | None]) -> list[str]:
-        """Static problems, given each reference's type (None: it does not exist there)."""
-        from promptc.core.condition_check import Checker
-
-        problems: list[str] = []
-        Checker(type_of, problems).infer(self._root)
-        return problems
+    @property
+    def root(self) -> _Node:
+        """The parsed expression (promptc.core.condition_check checks it statically)."""
+        return self._root
 
     def evaluate(self, lookup: Callable[[Ref], Any]) -> bool:
         """Whether the condition holds, reading each reference's value through `lookup`."""

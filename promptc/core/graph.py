@@ -19,29 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptc.core.condition_check import check_condition
 from promptc.core.modules import SignatureModule
+from promptc.core.ref import INPUT, Ref
 from promptc.core.signature import FieldSpec
 from promptc.core.types import FieldType
-
-INPUT = "input"
-
-
-@dataclass(frozen=True)
-class Ref:
-    """Where a value comes from: `input.FIELD`, `STEP.FIELD`, `LOOP.VAR` or `BRANCH.FIELD`."""
-
-    source: str
-    field: str
-
-    @classmethod
-    def parse(cls, text: str) -> Ref:
-        source, dot, name = text.strip().partition(".")
-        if not dot or not source or not name or "." in name:
-            raise ValueError(f"expected 'input.FIELD' or 'STEP.FIELD', got {text!r}")
-        return cls(source, name)
-
-    def __str__(self) -> str:
-        return f"{self.source}.{self.field}"
 
 
 @dataclass
@@ -174,7 +156,7 @@ class FlowChecker:
     def _condition(self, cond: Any, env: Env, path: tuple[Any, ...]) -> None:
         if cond is None:
             return
-        for problem in cond.check(env.type_of):
+        for problem in check_condition(cond, env.type_of):
             self.problems.append(FlowProblem(path, None, problem, where="when"))
 
     def _nodes(self, nodes: Sequence[Node], env: Env, path: tuple[Any, ...]) -> None:

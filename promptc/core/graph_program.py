@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from promptc.core.adapter import ChatAdapter
-from promptc.core.graph import INPUT, Flow, Node, Ref, Repeat, Step, check_flow, walk_steps
+from promptc.core.graph import Flow, Node, Repeat, Step, check_flow, walk_steps
 from promptc.core.module import CallContext, assign_names
 from promptc.core.program import Program
+from promptc.core.ref import INPUT, Ref
 from promptc.core.signature import FieldSpec
 from promptc.errors import FATAL_LM_ERRORS, SpecError, StepFailed
 from promptc.lm.base import LM

@@ -18,9 +18,10 @@ from pydantic import BaseModel, Field
 
 from promptc.core.adapter import ChatAdapter
 from promptc.core.example import Prediction
-from promptc.core.graph import Ref, Step
+from promptc.core.graph import Step
 from promptc.core.module import CallContext
 from promptc.core.modules import Predict, placed_predictors
+from promptc.core.ref import Ref
 from promptc.core.signature import FieldSpec
 from promptc.core.trace import Trace
 from promptc.core.types import CoercionError

@@ -9,8 +9,8 @@ from typing import Any
 
 from promptc import __version__
 from promptc.core.example import Example
-from promptc.core.graph import INPUT
 from promptc.core.program import Program
+from promptc.core.ref import INPUT
 from promptc.errors import UsageError
 from promptc.jobs.data import DEV_FRACTION, sha256
 from promptc.lm.base import LMRequest, Usage

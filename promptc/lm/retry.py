@@ -1,28 +1,10 @@
-"""The retry policy for HTTP LM calls, in tenacity terms (tenacity is the one retry owner).
+"""Which failures of the openai client are worth retrying (the loop is promptc.retry's).
 
 Retried: 429, 5xx, timeouts, dropped connections, unreadable bodies.
 Not retried: 400/401/403/404/422 — they fail the same way every time.
-`Retry-After` (and `retry-after-ms`) are honoured, capped so one bad header can't stall a run.
 """
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
-
-T = TypeVar("T")
-
-MAX_RETRY_AFTER = 60.0
-_backoff = wait_exponential(multiplier=0.5, max=20.0) + wait_random(0, 0.5)
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -42,51 +24,3 @@ def is_retryable(exc: BaseException) -> bool:
     # as a response validation error or a JSON/unicode decoding error.
     return isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError,
                             ValueError, EOFError))
-
-
-def retry_after_seconds(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait, from `retry-after-ms` or `Retry-After`."""
-    response: Any = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw is None:
-            continue
-        try:
-            return min(max(float(raw) * scale, 0.0), MAX_RETRY_AFTER)
-        except ValueError:
-            continue  # an HTTP-date: fall back to our own backoff
-    return None
-
-
-def wait_for(state: RetryCallState) -> float:
-    """Tenacity wait: the server's Retry-After if given, else exponential backoff with jitter."""
-    exc = state.outcome.exception() if state.outcome else None
-    hinted = retry_after_seconds(exc)
-    return hinted if hinted is not None else _backoff(state)
-
-
-class RetriesExhausted(Exception):
-    """`with_retries` gave up: the last error and how many attempts were made."""
-
-    def __init__(self, cause: Exception, attempts: int):
-        super().__init__(str(cause))
-        self.cause, self.attempts = cause, attempts
-
-
-async def with_retries(call: Callable[[], Awaitable[T]], *, max_retries: int,
-                       retryable: Callable[[BaseException], bool],
-                       wait: Callable[[RetryCallState], float] = wait_for) -> tuple[T, int]:
-    """Await `call()` until it succeeds or fails for good; (result, attempts) or RetriesExhausted."""
-    attempts = 0
-    try:
-        async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=wait,
-                                           stop=stop_after_attempt(max_retries + 1), reraise=True):
-            with attempt:
-                attempts += 1
-                result = await call()
-    except Exception as exc:
-        raise RetriesExhausted(exc, attempts) from exc
-    return result, attempts

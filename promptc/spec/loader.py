@@ -25,8 +25,8 @@ from promptc.spec.source import (
     interpolate,
     load_yaml,
     load_yaml_text,
-    validate_document,
 )
+from promptc.spec.validate import validate_document
 
 
 @dataclass

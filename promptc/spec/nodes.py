@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from promptc.core.conditions import Condition, ConditionError
-from promptc.core.graph import Branch, Case, Node, Ref, Repeat, StateVar, Step
+from promptc.core.graph import Branch, Case, Node, Repeat, StateVar, Step
 from promptc.core.modules import MODULES, SignatureModule
+from promptc.core.ref import Ref
 from promptc.core.signature import Signature
 from promptc.core.types import CoercionError, FieldType
 from promptc.spec.constraints import build_constraints

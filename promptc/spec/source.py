@@ -18,7 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from promptc.errors import Location, SpecError
 
 if TYPE_CHECKING:
-    from promptc.spec.models import SpecDocument
+    pass
 
 PathTuple = tuple[Any, ...]
 
@@ -341,21 +341,3 @@ def interpolate(data: Any, positions: PositionMap, env: Mapping[str, str], file:
     if problems:
         raise SpecError(problems)
     return result
-
-
-def validate_document(data: Any, positions: PositionMap, file: str) -> SpecDocument:
-    """Validate parsed data against the spec schema; see `promptc.spec.validate`."""
-    from promptc.spec.validate import validate_document as _validate
-
-    return _validate(data, positions, file)
-
-
-def load_document(path: str | Path, env: Mapping[str, str] | None = None
-                  ) -> tuple[SpecDocument, PositionMap]:
-    """Load, interpolate (with `env`, default os.environ) and validate a spec file."""
-    import os
-
-    file = str(path)
-    data, positions = load_yaml(path)
-    data = interpolate(data, positions, os.environ if env is None else env, file)
-    return validate_document(data, positions, file), positions
