@@ -12,12 +12,10 @@ from promptc.spec.source import (
     PositionMap,
     format_path,
     interpolate,
-    load_document,
     load_yaml,
     load_yaml_text,
-    validate_document,
 )
-from promptc.spec.validate import did_you_mean
+from promptc.spec.validate import did_you_mean, load_document, validate_document
 
 EXAMPLE = """\
 version: 1

@@ -9,8 +9,10 @@ discriminated union already worded (see `promptc.core.variants`) keep their text
 
 from __future__ import annotations
 
+import os
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +22,7 @@ from promptc.core.variants import did_you_mean as did_you_mean
 from promptc.core.variants import model_keys as _keys_of
 from promptc.errors import Location, SpecError
 from promptc.spec.models import SpecDocument
-from promptc.spec.source import PathTuple, PositionMap
+from promptc.spec.source import PathTuple, PositionMap, interpolate, load_yaml
 
 # Pydantic error types that only mean "this value has the wrong type".
 _EXPECTED = {
@@ -308,3 +310,11 @@ def validate_document(data: Any, positions: PositionMap, file: str) -> SpecDocum
         return SpecDocument.model_validate(data)
     except ValidationError as exc:
         raise SpecError(problems_from(exc, positions, file)) from None
+
+
+def load_document(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[SpecDocument, PositionMap]:
+    """Load, interpolate (with `env`, default os.environ) and validate a spec file."""
+    file = str(path)
+    data, positions = load_yaml(path)
+    data = interpolate(data, positions, os.environ if env is None else env, file)
+    return validate_document(data, positions, file), positions
