@@ -71,8 +71,9 @@ def test_table_and_json(fake_server: Any, data: Path, tmp_path: Path, monkeypatc
     for run in runs.values():
         assert run["eval_requests"] == 5  # counted at the server: one request per held-out row
         assert 0.0 <= run["held_out"] <= 1.0
-    labeled = runs[("labeled_few_shot", 0)]
-    assert labeled["compile_requests"] == labeled["compile_requests_promptc"] > 0
+    labeled, boot = runs[("labeled_few_shot", 0)], runs[("bootstrap_few_shot", 0)]
+    assert labeled["compile_requests"] == labeled["compile_requests_promptc"] == 0  # demos only, no scoring
+    assert boot["compile_requests"] == boot["compile_requests_promptc"] > 0
     assert set(labeled["program"]["solve"]) >= {"n_demos", "instructions"}
     summary = doc["summary"]
     assert set(summary["optimizers"]) == {"zero_shot_cot", "labeled_few_shot", "bootstrap_few_shot"}
