@@ -112,7 +112,7 @@ class ChatAdapter:
             hint = type_hint(f.type)
             parts.append(f"{marker(f.name)}\n{{{f.name}}}" + (f"        # note: {hint}" if hint else "") + "\n")
         parts.append(marker(COMPLETED))
-        instructions = signature.instructions.strip() or _default_instructions(signature)
+        instructions = signature.instructions.strip() or default_instructions(signature)
         parts.append("\nIn adhering to this structure, your objective is:\n        "
                      + instructions.replace("\n", "\n        "))
         return "\n".join(parts)
@@ -207,7 +207,8 @@ def _field_list(fields: tuple[FieldSpec, ...]) -> str:
     return "\n".join(lines) if lines else "(none)"
 
 
-def _default_instructions(signature: Signature) -> str:
+def default_instructions(signature: Signature) -> str:
+    """What a step without instructions is told: its input and output fields."""
     ins = ", ".join(f"`{n}`" for n in signature.input_names) or "nothing"
     outs = ", ".join(f"`{n}`" for n in signature.output_names)
     return f"Given the fields {ins}, produce the fields {outs}."

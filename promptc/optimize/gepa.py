@@ -62,7 +62,7 @@ class Plan:
 
 
 PRESETS: dict[str, Plan] = {
-    "light": Plan(max_metric_calls=250, val_size=40, minibatch_size=4),
+    "light": Plan(max_metric_calls=280, val_size=50, minibatch_size=4),
     "medium": Plan(max_metric_calls=700, val_size=80, minibatch_size=4),
     "heavy": Plan(max_metric_calls=1600, val_size=150, minibatch_size=5),
 }
@@ -137,6 +137,8 @@ class GEPA:
                                       "no extra full-dev evaluation")
         search.index, search.spent = 1, plan.val_size
         search.pool.append(Candidate(id=0, state=seed.state, val_scores=_zeros(seed), trial=0))
+        if self.settings.evolve_demos and self.settings.max_demos:
+            await self._warm_up(search)
         iteration = 0
         while search.left() >= 2 * plan.minibatch_size + plan.val_size:
             iteration += 1
@@ -196,6 +198,15 @@ class GEPA:
         await self._add(search, trial.state, (parent.id,), move + 1,
                         f"iteration {iteration}: candidate {len(search.pool)} = {_what(op, predictor)} of "
                         f"candidate {parent.id} ({sum(_zeros(trial)):g} vs {sum(parent_scores):g} on its minibatch)")
+
+    async def _warm_up(self, search: _Search) -> None:
+        """Bootstrap the demo pool (DSPy's BootstrapFewShot): the seed program runs on the next
+        `max_demos` training rows of the stream, so the first demo mutation has demos to try."""
+        ctx = search.ctx
+        batch = _next_batch(search, ctx.seed, min(self.settings.max_demos, len(ctx.trainset)), len(ctx.trainset))
+        runs = await rollouts(ctx.program, ctx.trainset, batch, ctx.metric, concurrency=ctx.concurrency)
+        search.spent += len(batch)
+        self._collect_demos(search, runs, self._threshold(ctx))
 
     async def _merge(self, search: _Search, iteration: int) -> bool:
         """Try one merge (True if an eligible pair existed, whatever came of it)."""
@@ -257,7 +268,7 @@ class GEPA:
 
 def _moves(program: Program, evolve_demos: bool) -> list[tuple[str, str]]:
     names = [name for name, _ in program.named_predictors()]
-    ops = ["reflect", "demos"] if evolve_demos else ["reflect"]
+    ops = ["demos", "reflect"] if evolve_demos else ["reflect"]
     return [(name, op) for op in ops for name in names]
 
 

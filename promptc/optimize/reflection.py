@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptc.core.adapter import default_instructions
 from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.core.signature import FieldSpec, Signature
@@ -113,11 +114,12 @@ def records_for(predictor: str, runs: Sequence[Rollout], *, threshold: float) ->
 async def reflect(program: Program, predictor: str, runs: Sequence[Rollout], *, lm: LM, threshold: float,
                   sample_index: int, temperature: float) -> str | None:
     """A new instruction for `predictor` from its records in `runs`; None if the LM gave nothing new."""
-    current = program.predictor(predictor).signature.instructions
+    signature = program.predictor(predictor).signature
+    current = signature.instructions
     reflector = one_step_program(REFLECTION_SIGNATURE, lm)
     inputs = {"program_description": describe_program(program),
               "step_description": describe_step(program, predictor),
-              "current_instruction": current or "(none: the default instruction)",
+              "current_instruction": current or default_instructions(signature),
               "records": records_for(predictor, runs, threshold=threshold)}
     prediction = await reflector.acall(inputs, sample_index=sample_index, temperature=temperature)
     cleaned = clean_proposals(current, [str(prediction["new_instruction"])])
