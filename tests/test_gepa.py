@@ -10,10 +10,16 @@ from pathlib import Path
 import pytest
 
 from promptc.core.program import PredictorState
-from promptc.optimize.gepa import GEPA, PRESETS, _demo_child, _merge_rows
-from promptc.optimize.pareto import Candidate, merge_options, merged_state, pareto_ids, select_parent
-from promptc.optimize.reflection import REFLECTION_SIGNATURE, Rollout, records_for
 from promptc.core.trace import Trace, TraceStep
+from promptc.optimize.gepa import GEPA, PRESETS, _demo_child, _merge_rows
+from promptc.optimize.pareto import (
+    Candidate,
+    merge_options,
+    merged_state,
+    pareto_ids,
+    select_parent,
+)
+from promptc.optimize.reflection import REFLECTION_SIGNATURE, Rollout, records_for
 from tests.conftest import ROOT, run_cli
 
 INTENT_TRAIN, INTENT_DEV = (str(ROOT / f"datasets/intent/{s}.jsonl") for s in ("train", "dev"))

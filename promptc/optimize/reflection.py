@@ -30,7 +30,12 @@ from promptc.core.signature import FieldSpec, Signature
 from promptc.core.trace import Trace
 from promptc.lm.base import LM
 from promptc.metrics.config import NamedMetric
-from promptc.optimize.proposer import clean_proposals, describe_program, describe_step, one_step_program
+from promptc.optimize.proposer import (
+    clean_proposals,
+    describe_program,
+    describe_step,
+    one_step_program,
+)
 from promptc.runner.batch import RowResult, WorkItem, execute
 
 REFLECTION_SIGNATURE = Signature(
