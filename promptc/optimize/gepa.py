@@ -62,7 +62,7 @@ class Plan:
 
 
 PRESETS: dict[str, Plan] = {
-    "light": Plan(max_metric_calls=280, val_size=50, minibatch_size=4),
+    "light": Plan(max_metric_calls=300, val_size=40, minibatch_size=4),
     "medium": Plan(max_metric_calls=700, val_size=80, minibatch_size=4),
     "heavy": Plan(max_metric_calls=1600, val_size=150, minibatch_size=5),
 }
@@ -103,7 +103,7 @@ class GEPA:
         val_size: int | None = Field(None, ge=1, description="dev rows of the Pareto/validation subset")
         minibatch_size: int | None = Field(None, ge=1, description="training rows per rollout")
         evolve_demos: bool = Field(True, description="mutate demos as well as instructions")
-        max_demos: int = Field(4, ge=0, description="demos per predictor the demo mutation fills up to")
+        max_demos: int = Field(8, ge=0, description="demos per predictor the demo mutation fills up to")
         merge: bool = True
         max_merges: int = Field(5, ge=0)
         reflection_temperature: float = Field(1.0, ge=0)
@@ -121,7 +121,7 @@ class GEPA:
     def planned_calls(self, ctx: CompileContext) -> int:
         """An upper estimate: every metric call's LM calls, plus one reflection per iteration."""
         plan = self.plan(ctx)
-        iterations = max(0, plan.max_metric_calls - plan.val_size) // plan.minibatch_size
+        iterations = max(0, plan.max_metric_calls - plan.val_size) // (2 * plan.minibatch_size)
         return plan.max_metric_calls * ctx.program.calls_per_row() + iterations
 
     async def compile(self, ctx: CompileContext) -> Program:
