@@ -40,6 +40,8 @@ class Trial(BaseModel):
     score: float | None = Field(default=None, description="mean primary metric on the eval set")
     n: int = 0
     full_eval: bool = True
+    instance_scores: list[float | None] = Field(
+        default_factory=list, description="per example, in order (None: an error row); only when asked for")
     state: dict[str, PredictorState] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
@@ -114,19 +116,24 @@ class CompileContext:
 
     async def trial(self, index: int, kind: str, build: Callable[[], Awaitable[Program]], *,
                     description: str = "", params: dict[str, Any] | None = None,
-                    examples: Sequence[Example] | None = None) -> Trial:
-        """Build, score and log candidate `index`, or return it from the log if it is done."""
+                    examples: Sequence[Example] | None = None, per_example: bool = False) -> Trial:
+        """Build, score and log candidate `index`, or return it from the log if it is done.
+        `per_example` keeps every example's score in the trial (GEPA's Pareto front needs them)."""
         done = self.log.get(index)
         if done is not None:
             return done
         start = time.monotonic()
         before = self.budget.spent.model_copy()
         program = await build()
-        mean, scores = await self.score(program, examples)
+        each = await score_each(program, self.devset if examples is None else examples, self.metric,
+                                concurrency=self.concurrency)
+        scores = [x for x in each if x is not None]
+        mean = sum(scores) / len(scores) if scores else 0.0
         spent = self.budget.spent
         usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
         trial = Trial(index=index, kind=kind, description=description, params=params or {},
-                      score=mean, n=len(scores), full_eval=examples is None, state=program.state(),
+                      score=mean, n=len(scores), full_eval=examples is None,
+                      instance_scores=each if per_example else [], state=program.state(),
                       usage=usage, seconds=time.monotonic() - start)
         self.log.record(trial)
         return trial
@@ -169,6 +176,14 @@ async def score_program(program: Program, examples: Sequence[Example], metric: N
     """Mean metric score over `examples` and the scores it is made of, scored like `eval`
     (`promptc.evaluation.scoring`): a failed answer scores 0, an error row counts in neither.
     Budget exhaustion propagates."""
+    each = await score_each(program, examples, metric, concurrency=concurrency)
+    ordered = [x for x in each if x is not None]
+    return (sum(ordered) / len(ordered) if ordered else 0.0), ordered
+
+
+async def score_each(program: Program, examples: Sequence[Example], metric: NamedMetric, *,
+                     concurrency: int = 16) -> list[float | None]:
+    """Every example's score, in order; None for an error row."""
     from promptc.evaluation.scoring import score_row
 
     scores: dict[int, float] = {}
@@ -180,8 +195,7 @@ async def score_program(program: Program, examples: Sequence[Example], metric: N
 
     items = [WorkItem(row=i, inputs=ex.inputs(), record=dict(ex)) for i, ex in enumerate(examples)]
     await execute(program, items, keep, concurrency=concurrency, post=lambda r: score_row(r, [metric]))
-    ordered = [scores[i] for i in range(len(items)) if i in scores]
-    return (sum(ordered) / len(ordered) if ordered else 0.0), ordered
+    return [scores.get(i) for i in range(len(items))]
 
 
 def examples_from_rows(rows: Sequence[Mapping[str, Any]], input_keys: Sequence[str]) -> list[Example]:
