@@ -78,8 +78,12 @@ def compile_command(
     if result.stopped:
         stderr.print(f"[yellow]stopped early[/]: {result.stopped}; wrote the best of {len(result.trials)} trial(s)")
     best = result.best
-    stdout.print(f"dev {result.metric}: {fmt(result.score_before)} -> {fmt(result.score_after)} "
-                 f"(best trial {best.index if best else '-'} of {len(result.trials)}) -> {result.path}")
+    if best is not None and best.score is None:
+        stdout.print(f"dev {result.metric}: not scored (score_dev: false); kept trial {best.index} "
+                     f"of {len(result.trials)} -> {result.path}")
+    else:
+        stdout.print(f"dev {result.metric}: {fmt(result.score_before)} -> {fmt(result.score_after)} "
+                     f"(best trial {best.index if best else '-'} of {len(result.trials)}) -> {result.path}")
     stdout.print(usage_line(result.usage))
 
 

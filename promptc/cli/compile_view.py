@@ -35,7 +35,7 @@ class TrialView(CompileEvents):
     def trial(self, trial: Trial, budget: Budget) -> None:
         if trial.full_eval and trial.score is not None and (self.best is None or trial.score > self.best):
             self.best = trial.score
-        scope = "dev" if trial.full_eval else f"minibatch of {trial.n}"
+        scope = "dev" if trial.full_eval else f"minibatch of {trial.n}" if trial.n else "not scored"
         cost = f", ${budget.spent.cost:.4f}" if budget.spent.cost else ""
         stderr.print(f"trial {trial.index:>3} {trial.kind:<16} {fmt(trial.score)} ({scope})  "
                      f"best {fmt(self.best)}  calls {budget.calls}{cost}  {trial.description}", soft_wrap=True)

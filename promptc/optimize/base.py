@@ -86,8 +86,12 @@ class TrialLog:
             self.on_trial(trial)
 
     def best(self, *, full_only: bool = True) -> Trial | None:
-        """The highest-scoring trial; ties go to the earliest (simplest) one."""
+        """The highest-scoring trial; ties go to the earliest (simplest) one. When no trial was
+        scored, the latest unscored one (an optimizer that does not score, e.g. knn_few_shot)."""
         scored = [t for t in self.trials.values() if t.score is not None and (t.full_eval or not full_only)]
+        if not scored:
+            unscored = [t for t in self.trials.values() if t.score is None and t.n == 0]
+            return max(unscored, key=lambda t: t.index, default=None)
         return max(sorted(scored, key=lambda t: t.index), key=lambda t: t.score or 0.0, default=None)
 
 
@@ -114,19 +118,24 @@ class CompileContext:
 
     async def trial(self, index: int, kind: str, build: Callable[[], Awaitable[Program]], *,
                     description: str = "", params: dict[str, Any] | None = None,
-                    examples: Sequence[Example] | None = None) -> Trial:
-        """Build, score and log candidate `index`, or return it from the log if it is done."""
+                    examples: Sequence[Example] | None = None, scored: bool = True) -> Trial:
+        """Build, score and log candidate `index`, or return it from the log if it is done.
+
+        With `scored=False` the candidate is logged unscored (`score` None): a product that
+        needs no scoring to be used. A trial whose params say `stopped_early` (a budget cut
+        it short) is not finished: resume builds it again (its calls replay from the cache).
+        """
         done = self.log.get(index)
-        if done is not None:
+        if done is not None and not done.params.get("stopped_early"):
             return done
         start = time.monotonic()
         before = self.budget.spent.model_copy()
         program = await build()
-        mean, scores = await self.score(program, examples)
+        mean, scores = await self.score(program, examples) if scored else (None, [])
         spent = self.budget.spent
         usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
         trial = Trial(index=index, kind=kind, description=description, params=params or {},
-                      score=mean, n=len(scores), full_eval=examples is None, state=program.state(),
+                      score=mean, n=len(scores), full_eval=scored and examples is None, state=program.state(),
                       usage=usage, seconds=time.monotonic() - start)
         self.log.record(trial)
         return trial
