@@ -12,9 +12,9 @@ import pytest
 from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.lm.base import LMRequest, LMResponse, Usage
+from promptc.lm.budget import Budget, budgeted
 from promptc.metrics.config import build_metrics, parse_metric
 from promptc.optimize.base import CompileContext, TrialLog, dumps_state, examples_from_rows
-from promptc.lm.budget import Budget, budgeted
 from promptc.optimize.mipro import MIPRO, PRESETS
 from promptc.optimize.proposer import clean_proposals, propose_instructions, summarize_dataset
 from promptc.optimize.tpe import CategoricalTPE

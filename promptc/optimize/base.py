@@ -25,8 +25,8 @@ from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
 from promptc.errors import UsageError
 from promptc.lm.base import LM, Usage
-from promptc.metrics.config import NamedMetric
 from promptc.lm.budget import Budget
+from promptc.metrics.config import NamedMetric
 from promptc.runner.batch import RowResult, WorkItem, execute
 
 
