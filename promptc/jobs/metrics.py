@@ -11,7 +11,13 @@ from promptc.core.program import Program
 from promptc.errors import Location, SpecError, UsageError
 from promptc.evaluation.records import EvalRecord
 from promptc.jobs.program import LoadedProgram
-from promptc.metrics.config import MetricConfig, NamedMetric, build_metrics, parse_metric
+from promptc.metrics.config import (
+    MetricBase,
+    MetricConfig,
+    NamedMetric,
+    build_metrics,
+    parse_metric,
+)
 from promptc.metrics.judge import JudgeRunner
 from promptc.runner.jsonl import RowSource, iter_jsonl
 
@@ -33,7 +39,7 @@ def _default_config(program: Program) -> MetricConfig:
 
 
 def _config(metric: MetricLike) -> MetricConfig:
-    if isinstance(metric, MetricConfig):
+    if isinstance(metric, MetricBase):  # MetricConfig is an annotated union: not a class
         return metric
     if isinstance(metric, str):
         try:
