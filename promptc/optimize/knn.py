@@ -46,7 +46,7 @@ class KNNFewShot:
     class Settings(BaseModel):
         model_config = {"extra": "forbid"}
 
-        k: int = Field(default=6, ge=1, le=64, description="demos per call")
+        k: int = Field(default=12, ge=1, le=64, description="demos per call")
         pool_size: int = Field(default=24, ge=1, description="passing training runs to bootstrap demos from")
         max_rounds: int = Field(default=1, ge=1, le=10)
         metric_threshold: float | None = None  # default: the metric's own pass threshold
