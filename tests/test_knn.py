@@ -44,6 +44,15 @@ def test_selection_differs_by_input_and_is_deterministic():
     assert len(DemoSelector(k=10, pool=POOL[:3], keys=["message"]).select({"message": "x"})) == 3
 
 
+def test_diversity_trades_similarity_for_variety():
+    pool = [*POOL, {"message": "I lost my card, my credit card is lost", "intent": "card_lost"}]
+    query = {"message": "I lost my card"}
+    nearest = DemoSelector(k=2, pool=pool, keys=["message"]).select(query)
+    varied = DemoSelector(k=2, pool=pool, keys=["message"], diversity=0.5).select(query)
+    assert [d["intent"] for d in nearest] == ["card_lost", "card_lost"]
+    assert varied[-1]["intent"] == "card_lost" and varied[0]["intent"] != "card_lost"
+
+
 def test_predict_renders_the_nearest_demos_for_each_call():
     predictor = Predict("message -> intent", selector=DemoSelector(k=1, pool=POOL, keys=["message"]))
     late = shown_messages(predictor.render({"message": "where is my late delivery"}, ChatAdapter()))

@@ -62,6 +62,10 @@ class LexicalIndex:
         n = len(self.docs)
         self.idf = {term: math.log(1 + (n - f + 0.5) / (f + 0.5)) for term, f in df.items()}
 
+    def weights(self, i: int) -> dict[str, float]:
+        """Document `i` as idf-weighted term frequencies (for document-to-document cosine)."""
+        return {t: n * self.idf[t] for t, n in self.docs[i].items()}
+
     def scores(self, text: str) -> list[float]:
         query = set(tokens(text))
         out = []
@@ -95,6 +99,9 @@ class DemoSelector(BaseModel):
     similarity: Literal["lexical", "embedding"] = "lexical"
     embedder: str = Field(default="default", description="the runtime's embedder, for `embedding`")
     vectors: list[list[float]] | None = Field(default=None, description="the pool's embeddings")
+    diversity: float = Field(default=0.0, ge=0.0, le=1.0, description=(
+        "0: the k most similar; above 0, maximal marginal relevance (Carbonell & Goldstein 1998): "
+        "each next demo trades similarity to the inputs for dissimilarity to those already chosen"))
 
     _index: LexicalIndex | None = PrivateAttr(default=None)
 
@@ -114,9 +121,34 @@ class DemoSelector(BaseModel):
         return [dict(d) for d in self.pool[: self.k]]
 
     def nearest(self, scores: Sequence[float]) -> list[dict[str, Any]]:
-        """The k best-scoring pool demos, least similar first, most similar last."""
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[: self.k]
-        return [dict(self.pool[i]) for i in reversed(order)]
+        """The k best-scoring pool demos (MMR-diversified if asked), the most similar last."""
+        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+        if self.diversity > 0:
+            order = self._diversified(order, scores)
+        return [dict(self.pool[i]) for i in reversed(order[: self.k])]
+
+    def _diversified(self, order: list[int], scores: Sequence[float]) -> list[int]:
+        top = max(scores[order[0]], 1e-9) if order else 1.0
+        relevance = {i: scores[i] / top for i in order}
+        chosen: list[int] = []
+        left = list(order)
+        while left and len(chosen) < self.k:
+            def gain(i: int) -> float:
+                redundancy = max((self._pair(i, j) for j in chosen), default=0.0)
+                return (1 - self.diversity) * relevance[i] - self.diversity * redundancy
+            best = max(left, key=lambda i: (gain(i), -order.index(i)))
+            chosen.append(best)
+            left.remove(best)
+        return chosen
+
+    def _pair(self, i: int, j: int) -> float:
+        if self.vectors and self.similarity == "embedding":
+            return cosine(self.vectors[i], self.vectors[j])
+        index = self.lexical_index()
+        a, b = index.weights(i), index.weights(j)
+        dot = sum(w * b.get(t, 0.0) for t, w in a.items())
+        na, nb = math.sqrt(sum(w * w for w in a.values())), math.sqrt(sum(w * w for w in b.values()))
+        return dot / (na * nb) if na and nb else 0.0
 
     def select(self, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The k demos nearest `inputs` by the lexical index (no LM, no network)."""

@@ -50,6 +50,8 @@ class KNNFewShot:
         pool_size: int = Field(default=24, ge=1, description="passing training runs to bootstrap demos from")
         max_rounds: int = Field(default=1, ge=1, le=10)
         metric_threshold: float | None = None  # default: the metric's own pass threshold
+        diversity: float = Field(default=0.0, ge=0.0, le=1.0,
+                                 description="MMR trade-off: 0 the k nearest, higher more varied demos")
         similarity: Literal["auto", "lexical", "embedding"] = Field(
             default="auto", description="auto: embedding when the spec has an `embedder:`, else lexical")
         score_dev: bool = Field(default=False, description="score the result (and zero-shot) on dev")
@@ -85,7 +87,8 @@ class KNNFewShot:
                 params["stopped_early"] = stopped[0]
             ctx.traces.extend(boot.traces)
             params["bootstrapped"], params["attempted"] = len(boot.used), boot.attempted
-            state = await pools(ctx.program, boot, order, k=s.k, pool_size=s.pool_size, embedder=embedder)
+            state = await pools(ctx.program, boot, order, k=s.k, pool_size=s.pool_size, embedder=embedder,
+                                diversity=s.diversity)
             params["pool"] = {name: len(st.selector.pool) if st.selector else 0 for name, st in state.items()}
             return ctx.program.with_state(state)
 
@@ -110,7 +113,7 @@ class KNNFewShot:
 
 
 async def pools(program: Program, boot: Bootstrapped, trainset: list[Any], *, k: int, pool_size: int,
-                embedder: Any = None) -> dict[str, PredictorState]:
+                embedder: Any = None, diversity: float = 0.0) -> dict[str, PredictorState]:
     """Every predictor's DemoSelector: its bootstrapped demos, else up to `pool_size` labelled
     ones; with `embedder`, the pool's vectors too."""
     state = program.state()
@@ -122,7 +125,7 @@ async def pools(program: Program, boot: Bootstrapped, trainset: list[Any], *, k:
         if not pool:
             continue  # nothing fits this predictor: it keeps its demos
         keys = [f.name for f in predictor.signature.inputs if any(f.name in d for d in pool)]
-        selector = DemoSelector(k=k, pool=pool, keys=keys)
+        selector = DemoSelector(k=k, pool=pool, keys=keys, diversity=diversity)
         if embedder is not None:
             selector.vectors = await embedder.embed(selector.pool_texts())
             selector.similarity = "embedding"
