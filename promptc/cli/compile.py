@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must
 
 COMPILE_HELP = """Optimize the prompts of every step against the spec's metric and write a compiled artifact.
 
-Optimizers (`optimizer:` block in the spec, or --optimizer): labeled_few_shot, bootstrap_few_shot (demos for every step from the program's own successful runs), random_search (zero-shot, labelled and bootstrapped candidates, best on dev), mipro (proposed instructions + demo sets, chosen by a Bayesian search; presets light/medium/heavy via `auto:`), knn_few_shot (a pool of bootstrapped demos per step; each call shows the `k` pool demos nearest its inputs, by BM25 over words or, with a spec-level `embedder: {model: ...}`, by embedding cosine; settings k, pool_size, similarity, score_dev; dev is scored only with `score_dev: true`; the pool and its vectors are saved in program.json).
+Optimizers (`optimizer:` block in the spec, or --optimizer): labeled_few_shot, bootstrap_few_shot (demos for every step from the program's own successful runs), random_search (zero-shot, labelled and bootstrapped candidates, best on dev), mipro (proposed instructions + demo sets, chosen by a Bayesian search; presets light/medium/heavy via `auto:`), knn_few_shot (a pool of bootstrapped demos per step; each call shows the `k` pool demos nearest its inputs, by BM25 over words or, with a spec-level `embedder: {model: ...}`, by embedding cosine; settings k, pool_size, similarity, diversity, score_dev; dev is scored only with `score_dev: true`; the pool and its vectors are saved in program.json).
 
 Scores that decide are always on the dev set (--dev, or a seeded 30% split of --train), never on examples that became demos.
 
