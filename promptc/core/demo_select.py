@@ -174,7 +174,10 @@ class DemoSelector(BaseModel):
             raise UsageError(f"this program picks demos by embedding with embedder {self.embedder!r}, "
                              f"but none is configured (have: {', '.join(embedders) or 'none'}): "
                              "set `embedder:` in the spec or the artifact")
-        [vector] = await embedder.embed([self.text(inputs)])
+        text = self.text(inputs)
+        if not text.strip():  # nothing to embed (endpoints refuse empty input): the static view
+            return self.select(inputs)
+        [vector] = await embedder.embed([text])
         return self.select_by_vector(vector)
 
     def describe(self) -> str:

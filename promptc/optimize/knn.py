@@ -126,8 +126,9 @@ async def pools(program: Program, boot: Bootstrapped, trainset: list[Any], *, k:
             continue  # nothing fits this predictor: it keeps its demos
         keys = [f.name for f in predictor.signature.inputs if any(f.name in d for d in pool)]
         selector = DemoSelector(k=k, pool=pool, keys=keys, diversity=diversity)
-        if embedder is not None:
-            selector.vectors = await embedder.embed(selector.pool_texts())
+        texts = selector.pool_texts()
+        if embedder is not None and all(t.strip() for t in texts):  # else lexical: nothing to embed
+            selector.vectors = await embedder.embed(texts)
             selector.similarity = "embedding"
         state[name] = PredictorState(instructions=current.instructions, demos=[], selector=selector)
     return state
