@@ -7,8 +7,8 @@ For each seed: `promptc compile` (a chain-of-thought `question -> answer: float`
 numeric match) on train.jsonl with dev.jsonl, in a fresh cache folder so every request is
 real, then `promptc eval --program BUILD` on the first --test-rows rows of test.jsonl
 from the artifact alone. Prints held-out accuracy and the compile's requests (LM requests
-from the artifact's provenance; embeddings requests counted separately as ceil(pool/64)
-per predictor), then the mean and spread over seeds.
+from the artifact's provenance, embeddings requests from the trial's params), then the
+mean and spread over seeds.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def one(work: Path, args: argparse.Namespace, seed: int) -> tuple[float, int, in
     promptc("eval", "--program", str(build), "--data", str(test), "--report", str(report), "--cache-dir", str(cache))
     summary = json.loads(report.read_text())["summary"]
     artifact = json.loads((build / "program.json").read_text())
-    pools = [len(p["selector"]["pool"]) for p in artifact["predictors"] if p.get("selector")]
-    embeds = sum(-(-n // 64) for n in pools) if args.embedder else 0
+    trials = [json.loads(line) for line in (build / "trials.jsonl").read_text().splitlines() if line.strip()]
+    embeds = sum(t["params"].get("embedding_requests", 0) for t in trials)
     return summary["mean"], artifact["provenance"]["usage"]["requests"], embeds
 
 

@@ -172,6 +172,8 @@ def test_embeddings_through_the_fake_server(tmp_path, fake_server):
     pool = json.loads((out / "program.json").read_text())["predictors"][0]["selector"]
     assert pool["similarity"] == "embedding" and len(pool["vectors"]) == len(pool["pool"])
     assert len(embeds) == -(-len(pool["pool"]) // 16)  # the pool, once, in batches
+    trial = json.loads((out / "trials.jsonl").read_text().splitlines()[0])
+    assert trial["params"]["embedding_requests"] == len(embeds)
     assert embeds[0].header("authorization") == f"Bearer {TEST_KEY}"
     fake_server.reset_log()
     spec.rename(tmp_path / "moved.yaml")

@@ -87,8 +87,11 @@ class KNNFewShot:
                 params["stopped_early"] = stopped[0]
             ctx.traces.extend(boot.traces)
             params["bootstrapped"], params["attempted"] = len(boot.used), boot.attempted
+            before = _embed_requests(embedder)
             state = await pools(ctx.program, boot, order, k=s.k, pool_size=s.pool_size, embedder=embedder,
                                 diversity=s.diversity)
+            if embedder is not None:  # not LM calls: reported here, outside the trial's usage
+                params["embedding_requests"] = _embed_requests(embedder) - before
             params["pool"] = {name: len(st.selector.pool) if st.selector else 0 for name, st in state.items()}
             return ctx.program.with_state(state)
 
@@ -132,6 +135,11 @@ async def pools(program: Program, boot: Bootstrapped, trainset: list[Any], *, k:
             selector.similarity = "embedding"
         state[name] = PredictorState(instructions=current.instructions, demos=[], selector=selector)
     return state
+
+
+def _embed_requests(embedder: Any) -> int:
+    usage = getattr(embedder, "usage", None) if embedder is not None else None
+    return int(getattr(usage, "requests", 0) or 0)
 
 
 def _same(program: Program):  # type: ignore[no-untyped-def]
