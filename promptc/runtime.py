@@ -1,4 +1,4 @@
-"""The runtime: the one owner of what a program uses — named LMs, caches, retrievers.
+"""The runtime: the one owner of what a program uses — named LMs, caches, retrievers, embedders.
 
 The spec loader (and `promptc.load_program`) build it; whoever built it closes it:
 
@@ -29,23 +29,26 @@ from promptc.lm.cache import SQLiteCache
 
 
 class Runtime:
-    """Named LMs (already layered: cache, offline-only), their caches and the retrievers."""
+    """Named LMs (already layered: cache, offline-only), their caches, the retrievers and the
+    text embedders (promptc.lm.embeddings; `default` is the spec's `embedder:`)."""
 
     def __init__(self, lms: Mapping[str, LM] | None = None, *, caches: Sequence[SQLiteCache] = (),
-                 retrievers: Mapping[str, Any] | None = None):
+                 retrievers: Mapping[str, Any] | None = None, embedders: Mapping[str, Any] | None = None):
         self.lms: dict[str, LM] = dict(lms or {})
         self.caches: list[SQLiteCache] = list(caches)
         self.retrievers: dict[str, Any] = dict(retrievers or {})
+        self.embedders: dict[str, Any] = dict(embedders or {})
         self.closed = False
 
     def __repr__(self) -> str:
-        return f"Runtime(lms={sorted(self.lms)}, caches={self.caches}, retrievers={sorted(self.retrievers)})"
+        return (f"Runtime(lms={sorted(self.lms)}, caches={self.caches}, retrievers={sorted(self.retrievers)}, "
+                f"embedders={sorted(self.embedders)})")
 
     async def aclose(self) -> None:
         """Release every LM and retriever connection, then close the caches for good."""
         self.closed = True
         try:
-            for resource in [*self.lms.values(), *self.retrievers.values()]:
+            for resource in [*self.lms.values(), *self.retrievers.values(), *self.embedders.values()]:
                 close = getattr(resource, "aclose", None)
                 if close is not None:
                     await close()

@@ -25,8 +25,12 @@ def prompt_markdown(program: Program, name: str) -> str:
     lines = [f"# Step `{name}` ({step.module.kind})", "",
              f"Signature: `{predictor.signature.render()}`", "",
              f"{len(predictor.demos)} demo(s). Inputs appear as {{name}} placeholders.", ""]
+    if predictor.selector is not None:
+        lines += [f"Demos per input: {predictor.selector.describe()}. Shown: the pool's first "
+                  f"{len(predictor.selector.static_demos())} (the full pool is in program.json).", ""]
     shown = step.module.shown_signature_of(predictor)
-    for message in predictor.render(placeholders, program.adapter, shown=shown):
+    static = predictor.selector.static_demos() if predictor.selector is not None else None
+    for message in predictor.render(placeholders, program.adapter, shown=shown, selected=static):
         lines += [f"## {message.role}", "", "````text", message.content, "````", ""]
     return "\n".join(lines)
 

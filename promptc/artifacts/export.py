@@ -75,6 +75,11 @@ def export_report(artifact: ProgramArtifact, fmt: str, out_dir: Path, *,
     if skipped:
         report.notes.append(f"no prompt to export for {', '.join(skipped)} (retrieval steps call no LM)")
     stems = _file_stems([t.name for t in templates])
+    pooled = [t.name for t in templates if t.module.selector is not None]
+    if pooled and fmt != "finetune-jsonl":
+        report.notes.append(f"{', '.join(pooled)}: demos are chosen per input from a pool; the messages show "
+                            "the pool's first k demos, and the step's `demo_selection` (Markdown: its demo "
+                            "pool section) holds the pool and the rule that picks the k nearest")
     writer(artifact, templates, stems, out_dir, report, traces)
     manifest: dict[str, Any] = {
         "format": fmt,
@@ -127,6 +132,9 @@ def _write_openai(artifact: ProgramArtifact, templates: list[StepTemplate], stem
         doc["messages"] = [{"role": m.role, "content": python_template(m.segments)} for m in t.messages]
         doc["response_format"] = t.response_format
         doc["value_format"] = VALUE_FORMAT
+        selection = t.demo_selection()
+        if selection is not None:
+            doc["demo_selection"] = selection
         report.files.append(_write_json(out / f"{stems[t.name]}.json", doc))
     report.files.append(_write(out / "README.md", openai_readme(artifact, templates, stems)))
 
@@ -149,6 +157,9 @@ def _write_jinja(artifact: ProgramArtifact, templates: list[StepTemplate], stems
         doc["messages"] = [{"role": m.role, "content": jinja_template(m.segments)} for m in t.messages]
         doc["response_format"] = t.response_format
         doc["value_format"] = VALUE_FORMAT
+        selection = t.demo_selection()
+        if selection is not None:
+            doc["demo_selection"] = selection
         report.files.append(_write_json(out / f"{stem}.messages.json", doc))
         report.files.append(_write(out / f"{stem}.jinja", jinja_chat_template(t)))
     report.files.append(_write(out / "README.md", jinja_readme(artifact, templates, stems)))
@@ -173,8 +184,9 @@ def _write_finetune(artifact: ProgramArtifact, templates: list[StepTemplate], st
     else:
         for t in templates:
             outs = set(t.module.signature.output_names)
+            demos = [*t.module.demos, *(t.module.selector.pool if t.module.selector else [])]
             by_step[t.name] = [({k: v for k, v in d.items() if k not in outs},
-                                     {k: v for k, v in d.items() if k in outs}) for d in t.module.demos]
+                                {k: v for k, v in d.items() if k in outs}) for d in demos]
     for t in templates:
         lines = _finetune_rows(t, by_step[t.name], adapter, report)
         if not lines:

@@ -63,6 +63,7 @@ class StepTemplate:
     model: str | None
     messages: list[MessageTemplate]
     response_format: dict[str, Any] | None
+    embedding_model: str | None = None
 
     @property
     def fields(self) -> dict[str, list[dict[str, Any]]]:
@@ -79,6 +80,35 @@ class StepTemplate:
         return {"inputs": [describe(f, self.step.bindings.get(f.name)) for f in sig.inputs],
                 "outputs": [describe(f) for f in sig.outputs]}
 
+    def demo_selection(self, adapter: ChatAdapter | None = None) -> dict[str, Any] | None:
+        """The per-input demo pool and the rule that picks from it (None for fixed demos).
+
+        The step's `messages` show the pool's first k demos (what a call gets when nothing
+        matches); to send what promptc sends, replace those demo turns with the turns of the
+        k pool demos nearest the inputs, least similar first.
+        """
+        selector = self.module.selector
+        if selector is None:
+            return None
+        adapter = adapter or ChatAdapter()
+        rule = (f"Replace the {len(selector.static_demos())} demo turn pairs after the system message with "
+                f"the `messages` of the {selector.k} pool demos most similar to the call's inputs, least "
+                "similar first (the most similar just before the final user message). Similarity is "
+                "computed on the text of the `keys` inputs (each formatted value, joined by newlines): "
+                + ("cosine of embeddings by `embedding_model`, the pool's vectors given in `vectors`."
+                   if selector.similarity == "embedding" else
+                   "BM25 (k1=1.2, b=0.75) over lower-cased words (runs of letters and digits), the pool as "
+                   "the corpus.") + " Ties go to the earlier pool demo.")
+        doc: dict[str, Any] = {
+            "rule": rule, "k": selector.k, "keys": selector.keys, "similarity": selector.similarity,
+            "pool": [{"demo": d, "messages": [m.model_dump() for m in adapter.demo_messages(
+                self.module.signature, d, json_mode=self.module.json_mode)]} for d in selector.pool],
+        }
+        if selector.similarity == "embedding":
+            doc["embedding_model"] = self.embedding_model
+            doc["vectors"] = selector.vectors
+        return doc
+
 
 def step_templates(artifact: ProgramArtifact, adapter: ChatAdapter | None = None) -> list[StepTemplate]:
     """Every predictor's chat template, in program order (retrieve steps send no messages)."""
@@ -94,7 +124,8 @@ def step_templates(artifact: ProgramArtifact, adapter: ChatAdapter | None = None
             shown = step.module.shown_signature_of(predictor)
             out.append(StepTemplate(name=name, step=declared, module=predictor, model=lm.model if lm else None,
                                     messages=_message_templates(predictor, adapter, shown),
-                                    response_format=response_format))
+                                    response_format=response_format,
+                                    embedding_model=artifact.embedder.model if artifact.embedder else None))
     return out
 
 
@@ -105,7 +136,10 @@ def _message_templates(module: Predict, adapter: ChatAdapter, shown: Any = None)
         # 128-bit value chosen after they were written. Checked anyway, and retried.
         token = uuid.uuid4().hex
         sentinels = {f"\u27e6{token}:{i}\u27e7": name for i, name in enumerate(names)}
-        messages = module.render({name: s for s, name in sentinels.items()}, adapter, shown=shown)
+        # A per-input pool shows its static view: its first k demos (see demo_selection).
+        static = module.selector.static_demos() if module.selector is not None else None
+        messages = module.render({name: s for s, name in sentinels.items()}, adapter, shown=shown,
+                                 selected=static)
         *head, last = messages
         if (all(token not in m.content for m in head)
                 and last.content.count(token) == len(names)
@@ -340,6 +374,14 @@ def step_markdown(t: StepTemplate) -> str:
         lines += ["(none)", ""]
     for i, demo in enumerate(t.module.demos, 1):
         lines += [f"### Demo {i}", "", *_fenced(json.dumps(demo, indent=2, ensure_ascii=False), "json"), ""]
+    selection = t.demo_selection()
+    if selection is not None:
+        pool = selection["pool"]
+        lines += [f"## Demo pool ({len(pool)}; {selection['k']} chosen per input)", "", selection["rule"], "",
+                  "The messages below show the first k demos of the pool.", ""]
+        for i, entry in enumerate(pool, 1):
+            lines += [f"### Pool demo {i}", "", *_fenced(json.dumps(entry["demo"], indent=2, ensure_ascii=False),
+                                                          "json"), ""]
     lines += ["## Messages", "",
               "What promptc sends, with each input shown as `{name}` (its formatted value); other "
               "braces are literal text.", ""]

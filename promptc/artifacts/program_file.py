@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, Field, ValidationError, field_serializer
 
 from promptc import __version__
+from promptc.core.demo_select import DemoSelector
 from promptc.core.graph import Step
 from promptc.core.graph_program import GraphProgram
 from promptc.core.modules import MODULES
@@ -25,7 +26,7 @@ from promptc.core.signature import Signature
 from promptc.errors import UsageError
 from promptc.lm.base import LM, Price
 from promptc.metrics.config import MetricConfig
-from promptc.spec.models import LMConfig
+from promptc.spec.models import EmbedderConfig, LMConfig
 
 SCHEMA_VERSION: Final = 2
 FILE_NAME = "program.json"
@@ -45,7 +46,9 @@ class StepArtifact(BaseModel):
 
 
 class PredictorArtifact(BaseModel):
-    """One tunable LM call: its full prompt signature (tuned instructions included) and demos."""
+    """One tunable LM call: its full prompt signature (tuned instructions included), its fixed
+    demos and, when its demos are chosen per input, the selector (pool, k, similarity, the
+    pool's embedding vectors): everything `run` needs without the spec or re-embedding."""
 
     model_config = {"extra": "forbid"}
 
@@ -53,6 +56,7 @@ class PredictorArtifact(BaseModel):
     step: str = Field(description="the step that holds it")
     signature: Signature
     demos: list[dict[str, Any]] = Field(default_factory=list)
+    selector: DemoSelector | None = Field(default=None, description="per-input demos (knn_few_shot)")
 
 
 class ProgramArtifact(BaseModel):
@@ -66,6 +70,7 @@ class ProgramArtifact(BaseModel):
     steps: list[StepArtifact]
     predictors: list[PredictorArtifact] = Field(default_factory=list)
     lms: dict[str, LMConfig] = Field(default_factory=dict, description="LM settings; key variable names only")
+    embedder: EmbedderConfig | None = Field(default=None, description="embeddings for demo selection")
     prices: dict[str, Price] = Field(default_factory=dict)
     metric: list[MetricConfig] = Field(default_factory=list, description="what compile optimized for")
     provenance: dict[str, Any] = Field(default_factory=dict)
@@ -83,29 +88,32 @@ class ProgramArtifact(BaseModel):
     def from_program(cls, program: Program, *, lm_configs: dict[str, LMConfig] | None = None,
                      prices: dict[str, Price] | None = None, metric: list[MetricConfig] | None = None,
                      provenance: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
-                     base_dir: str | None = None) -> ProgramArtifact:
+                     base_dir: str | None = None, embedder: EmbedderConfig | None = None) -> ProgramArtifact:
         steps = [StepArtifact(name=s.name, module=s.module.kind, signature=s.module.signature,
                               bindings={k: str(v) for k, v in program.bindings(s.name).items()},
                               lm=s.module.lm, json_mode=s.module.json_mode)
                  for s in program.steps]
         predictors = [PredictorArtifact(name=name, step=program.step_of(name).name, signature=p.signature,
-                                        demos=p.demos)
+                                        demos=p.demos, selector=p.selector)
                       for name, p in program.named_predictors()]
         return cls(name=program.name, steps=steps, predictors=predictors, lms=dict(lm_configs or {}),
+                   embedder=embedder,
                    prices=dict(prices or {}), metric=list(metric or []), provenance=dict(provenance or {}),
                    spec=spec, base_dir=base_dir)
 
     def state(self) -> dict[str, PredictorState]:
         """The tuned instructions and demos, by predictor name."""
-        return {p.name: PredictorState(instructions=p.signature.instructions, demos=p.demos) for p in self.predictors}
+        return {p.name: PredictorState(instructions=p.signature.instructions, demos=p.demos, selector=p.selector)
+                for p in self.predictors}
 
-    def build(self, lms: dict[str, LM]) -> Program:
-        """A runnable Program from this artifact, with the given LMs."""
+    def build(self, lms: dict[str, LM], embedders: dict[str, Any] | None = None) -> Program:
+        """A runnable Program from this artifact, with the given LMs (and embedders)."""
         if self.spec is not None:
             from promptc.spec.loader import load_data
 
             base = Path(self.base_dir) if self.base_dir else Path.cwd()
-            program = load_data(self.spec, file=f"<artifact {self.name}>", base_dir=base, lms=lms).program
+            program = load_data(self.spec, file=f"<artifact {self.name}>", base_dir=base, lms=lms,
+                                embedders=embedders).program
             return program.with_state(self.state())
         if any(s.module not in MODULES for s in self.steps):
             raise UsageError(f"this artifact has no copy of its spec; its {', '.join(sorted({s.module for s in self.steps} - set(MODULES)))} "
@@ -113,7 +121,7 @@ class ProgramArtifact(BaseModel):
         steps = [Step(MODULES[s.module](s.signature, name=s.name, lm=s.lm, json_mode=s.json_mode),
                       {k: Ref.parse(v) for k, v in s.bindings.items()})
                  for s in self.steps]
-        return GraphProgram(steps, name=self.name, lms=lms).with_state(self.state())
+        return GraphProgram(steps, name=self.name, lms=lms, embedders=embedders).with_state(self.state())
 
     def save(self, path: Path) -> Path:
         """Write to `path` (a file, or a folder that gets program.json). Atomic."""

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must
 
 COMPILE_HELP = """Optimize the prompts of every step against the spec's metric and write a compiled artifact.
 
-Optimizers (`optimizer:` block in the spec, or --optimizer): labeled_few_shot, bootstrap_few_shot (demos for every step from the program's own successful runs), random_search (zero-shot, labelled and bootstrapped candidates, best on dev), mipro (proposed instructions + demo sets, chosen by a Bayesian search; presets light/medium/heavy via `auto:`), gepa (reflective evolution: a reflection LM rewrites one step's instruction from traces and metric feedback of a few training rows, demos evolve from successful runs, children kept only if they beat their parent on the same rows, parents drawn from a per-example Pareto front on a dev subset, complementary lines merged; budget `max_metric_calls` or `auto: light|medium|heavy`).
+Optimizers (`optimizer:` block in the spec, or --optimizer): labeled_few_shot, bootstrap_few_shot (demos for every step from the program's own successful runs), random_search (zero-shot, labelled and bootstrapped candidates, best on dev), mipro (proposed instructions + demo sets, chosen by a Bayesian search; presets light/medium/heavy via `auto:`), gepa (reflective evolution: a reflection LM rewrites one step's instruction from traces and metric feedback of a few training rows, demos evolve from successful runs, children kept only if they beat their parent on the same rows, parents drawn from a per-example Pareto front on a dev subset, complementary lines merged; budget `max_metric_calls` or `auto: light|medium|heavy`)), knn_few_shot (a pool of bootstrapped demos per step; each call shows the `k` pool demos nearest its inputs, by BM25 over words or, with a spec-level `embedder: {model: ...}`, by embedding cosine; settings k, pool_size, similarity, diversity, score_dev; the pool and its vectors are saved in program.json).
 
 Scores that decide are always on the dev set (--dev, or a seeded 30% split of --train), never on examples that became demos.
 
@@ -78,7 +78,7 @@ def compile_command(
     if result.stopped:
         stderr.print(f"[yellow]stopped early[/]: {result.stopped}; wrote the best of {len(result.trials)} trial(s)")
     best = result.best
-    if best is None and not result.stopped:
+    if best is None or best.score is None and not result.stopped:
         stdout.print(f"compiled without scoring on dev -> {result.path}\n"
                      f"to score it: promptc eval --program {result.path.parent if result.path else 'OUT'} "
                      "--data DEV.jsonl (or set `score_dev: true` in the spec's optimizer block)")

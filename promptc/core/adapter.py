@@ -91,12 +91,16 @@ class ChatAdapter:
         """The full message list for one call."""
         messages = [Message(role="system", content=self.system_prompt(signature, json_mode=json_mode))]
         for demo in demos:
-            messages.append(Message(role="user", content=self._inputs_block(signature, demo)))
-            messages.append(Message(role="assistant", content=self._outputs_block(signature, demo, json_mode)))
+            messages += self.demo_messages(signature, demo, json_mode=json_mode)
         user = self._inputs_block(signature, inputs, missing_ok=False)
         user += "\n\n" + self.output_request(signature, json_mode=json_mode)
         messages.append(Message(role="user", content=user.strip()))
         return messages
+
+    def demo_messages(self, signature: Signature, demo: Mapping[str, Any], *, json_mode: bool = False) -> list[Message]:
+        """One demo as the user turn (its inputs) and assistant turn (its outputs) of a prompt."""
+        return [Message(role="user", content=self._inputs_block(signature, demo)),
+                Message(role="assistant", content=self._outputs_block(signature, demo, json_mode))]
 
     def system_prompt(self, signature: Signature, *, json_mode: bool = False) -> str:
         parts = ["Your input fields are:", _field_list(signature.inputs),

@@ -33,8 +33,10 @@ class GraphProgram(Program):
 
     def __init__(self, nodes: Sequence[Node], *, name: str = "program", lms: Mapping[str, LM] | None = None,
                  adapter: ChatAdapter | None = None, retrievers: Mapping[str, Any] | None = None,
-                 tools: Mapping[str, Any] | None = None, flow: Flow | None = None):
-        super().__init__(name=name, lms=lms, adapter=adapter, retrievers=retrievers, tools=tools)
+                 tools: Mapping[str, Any] | None = None, embedders: Mapping[str, Any] | None = None,
+                 flow: Flow | None = None):
+        super().__init__(name=name, lms=lms, adapter=adapter, retrievers=retrievers, tools=tools,
+                         embedders=embedders)
         self.nodes = list(nodes)
         self.steps = walk_steps(self.nodes)
         self.flow = flow or check_flow(self.nodes)
@@ -67,7 +69,7 @@ class GraphProgram(Program):
     def clone(self, *, lms: Mapping[str, LM] | None = None) -> GraphProgram:
         return GraphProgram(copy.deepcopy(self.nodes), name=self.name, lms=self.lms if lms is None else lms,
                             adapter=self.adapter, retrievers=self.retrievers, tools=self.tools,
-                            flow=self.flow)
+                            embedders=self.embedders, flow=self.flow)
 
     async def forward(self, inputs: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         values: Values = {INPUT: inputs}

@@ -31,7 +31,8 @@ from promptc.lm.base import LM
 
 @dataclass
 class CallContext:
-    """What a module needs to make a call: LMs by name, the adapter, the trace to append to."""
+    """What a module needs to make a call: LMs by name, the adapter, the trace to append to,
+    and the run's other resources (retrievers, tools, embedders), all owned by the runtime."""
 
     lms: Mapping[str, LM]
     adapter: ChatAdapter = field(default_factory=ChatAdapter)
@@ -41,6 +42,8 @@ class CallContext:
     # Named non-LM resources a step may use: retrievers and tools (see promptc.core.tools).
     retrievers: Mapping[str, Any] = field(default_factory=dict)
     tools: Mapping[str, Any] = field(default_factory=dict)
+    # Text embedders by name (`async embed(texts) -> vectors`), for per-input demo selection.
+    embedders: Mapping[str, Any] = field(default_factory=dict)
 
     def retriever(self, name: str) -> Any:
         try:

@@ -58,8 +58,9 @@ class ModuleProgram(Program):
 
     def __init__(self, module: Module, *, name: str = "program", lms: Mapping[str, LM] | None = None,
                  adapter: ChatAdapter | None = None, retrievers: Mapping[str, Any] | None = None,
-                 tools: Mapping[str, Any] | None = None):
-        super().__init__(name=name, lms=lms, adapter=adapter, retrievers=retrievers, tools=tools)
+                 tools: Mapping[str, Any] | None = None, embedders: Mapping[str, Any] | None = None):
+        super().__init__(name=name, lms=lms, adapter=adapter, retrievers=retrievers, tools=tools,
+                         embedders=embedders)
         signature = module_signature(module)
         self.module = copy.deepcopy(module)
         assign_names(self.module, "")
@@ -87,7 +88,8 @@ class ModuleProgram(Program):
 
     def clone(self, *, lms: Mapping[str, LM] | None = None) -> ModuleProgram:
         return ModuleProgram(self.module, name=self.name, lms=self.lms if lms is None else lms,
-                             adapter=self.adapter, retrievers=self.retrievers, tools=self.tools)
+                             adapter=self.adapter, retrievers=self.retrievers, tools=self.tools,
+                            embedders=self.embedders)
 
     async def forward(self, inputs: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         try:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from promptc.core.adapter import ChatAdapter
+from promptc.core.demo_select import DemoSelector
 from promptc.core.module import CallContext, Module, assign_names, predictors_under
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.trace import TraceStep
@@ -78,26 +79,38 @@ class SignatureModule(Module):
 
 
 class Predict(SignatureModule):
-    """Ask the LM for the signature's outputs given its inputs: one tunable prompt."""
+    """Ask the LM for the signature's outputs given its inputs: one tunable prompt.
+
+    Its prompt shows `demos` (fixed), then, when it holds a `selector`
+    (promptc.core.demo_select.DemoSelector), the k pool demos nearest each call's inputs.
+    """
 
     kind: ClassVar[str] = "predict"
     is_predictor: ClassVar[bool] = True
 
     def __init__(self, signature: Signature | str, *, name: str | None = None,
                  demos: Sequence[Mapping[str, Any]] = (), lm: str | None = None,
-                 json_mode: bool = False, optional: Sequence[str] = ()):
+                 json_mode: bool = False, optional: Sequence[str] = (), selector: DemoSelector | None = None):
         super().__init__(signature, name=name, lm=lm, json_mode=json_mode)
         self.demos: list[dict[str, Any]] = [dict(d) for d in demos]
+        self.selector = selector  # per-input demos from a pool, after the fixed ones
         self.optional_outputs = tuple(optional)  # outputs whose absence is not a parse failure
 
     def answer_predictors(self) -> list[Predict]:
         return [self]
 
     def render(self, inputs: Mapping[str, Any], adapter: ChatAdapter | None = None, *,
-               shown: Signature | None = None) -> list[Message]:
-        """The messages this predictor sends for `inputs`; `shown` replaces the signature shown."""
+               shown: Signature | None = None, selected: Sequence[Mapping[str, Any]] | None = None) -> list[Message]:
+        """The messages this predictor sends for `inputs`; `shown` replaces the signature shown.
+
+        `selected` are the selector's demos for this call (`acall` passes them); without
+        them a selector picks lexically, with no LM or network (inspect, export, dry runs:
+        see promptc.core.demo_select).
+        """
         adapter = adapter or ChatAdapter()
-        return adapter.format(shown or self.signature, inputs=inputs, demos=self.demos,
+        if selected is None and self.selector is not None:
+            selected = self.selector.select(inputs)
+        return adapter.format(shown or self.signature, inputs=inputs, demos=[*self.demos, *(selected or ())],
                               json_mode=self.json_mode)
 
     async def acall(self, inputs: Mapping[str, Any], ctx: CallContext, *, step: str | None = None,
@@ -109,7 +122,8 @@ class Predict(SignatureModule):
         """
         sig = self.signature
         lm = ctx.lm(self.lm)
-        messages = self.render(inputs, ctx.adapter, shown=shown)
+        selected = await self.selector.aselect(inputs, ctx.embedders) if self.selector is not None else None
+        messages = self.render(inputs, ctx.adapter, shown=shown, selected=selected)
         response_format = ctx.adapter.response_format(sig) if self.json_mode else None
         record = TraceStep(step=step or self.name, module=module or self.kind, predictor=self.name,
                            inputs=dict(inputs), messages=messages)

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from promptc.core.adapter import ChatAdapter
+from promptc.core.demo_select import DemoSelector
 from promptc.core.example import Prediction
 from promptc.core.graph import Step
 from promptc.core.module import CallContext
@@ -30,10 +31,12 @@ from promptc.lm.base import LM
 
 
 class PredictorState(BaseModel):
-    """The tunable part of one predictor."""
+    """The tunable part of one predictor: instructions, fixed demos, and optionally a pool of
+    demos chosen per input (`selector`, see promptc.core.demo_select)."""
 
     instructions: str = ""
     demos: list[dict[str, Any]] = Field(default_factory=list)
+    selector: DemoSelector | None = None
 
 
 class Program:
@@ -50,11 +53,12 @@ class Program:
 
     def __init__(self, *, name: str = "program", lms: Mapping[str, LM] | None = None,
                  adapter: ChatAdapter | None = None, retrievers: Mapping[str, Any] | None = None,
-                 tools: Mapping[str, Any] | None = None):
+                 tools: Mapping[str, Any] | None = None, embedders: Mapping[str, Any] | None = None):
         self.name = name
         self.lms: dict[str, LM] = dict(lms or {})
         self.retrievers: dict[str, Any] = dict(retrievers or {})
         self.tools: dict[str, Any] = dict(tools or {})
+        self.embedders: dict[str, Any] = dict(embedders or {})  # for demos chosen by embedding
         self.adapter = adapter or ChatAdapter()
 
     # -- what subclasses provide ------------------------------------------------------
@@ -116,8 +120,9 @@ class Program:
         return sum(step.module.max_calls for step in self.steps)
 
     def state(self) -> dict[str, PredictorState]:
-        """What compile tunes, per predictor: instructions and demos."""
-        return {name: PredictorState(instructions=p.signature.instructions, demos=[dict(d) for d in p.demos])
+        """What compile tunes, per predictor: instructions, demos and a demo selector."""
+        return {name: PredictorState(instructions=p.signature.instructions, demos=[dict(d) for d in p.demos],
+                                     selector=p.selector.model_copy(deep=True) if p.selector else None)
                 for name, p in self.named_predictors()}
 
     def with_state(self, state: Mapping[str, PredictorState], *, lms: Mapping[str, LM] | None = None) -> Program:
@@ -132,6 +137,7 @@ class Program:
             predictor = predictors[name]
             predictor.signature = predictor.signature.with_instructions(new.instructions)
             predictor.demos = [dict(d) for d in new.demos]
+            predictor.selector = new.selector.model_copy(deep=True) if new.selector else None
         return clone
 
     def coerce_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +161,7 @@ class Program:
         """
         ctx = CallContext(lms=lms or self.lms, adapter=self.adapter, trace=Trace(),
                           sample_index=sample_index, temperature=temperature,
-                          retrievers=self.retrievers, tools=self.tools)
+                          retrievers=self.retrievers, tools=self.tools, embedders=self.embedders)
         outputs = await self.forward(self.coerce_inputs(inputs), ctx)
         return Prediction(outputs, trace=ctx.trace)
 
@@ -179,7 +185,7 @@ class Program:
 
     async def aclose(self) -> None:
         """Close LM and retriever clients that hold connections; they reopen on the next call."""
-        for resource in [*self.lms.values(), *self.retrievers.values()]:
+        for resource in [*self.lms.values(), *self.retrievers.values(), *self.embedders.values()]:
             close = getattr(resource, "aclose", None)
             if close is not None:
                 await close()

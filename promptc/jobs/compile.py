@@ -253,13 +253,14 @@ def _result(setup: _Setup, best_program: Any, out: Path | None, resumed: set[int
         metric=metric_configs(source, setup.metrics),
         spec=spec.document.model_dump(mode="json", by_alias=True, exclude_unset=True, warnings=False)
         if spec else None,
-        base_dir=str(spec.path.resolve().parent) if spec and spec.path else None,
+        base_dir=str(spec.path.resolve().parent) if spec and spec.path else None, embedder=source.embedder,
         provenance=provenance(setup.fingerprint, spec=str(spec.path) if spec and spec.path else None,
                               train=setup.train, dev=setup.dev, trials=trials, best=best, stopped=stopped,
                               extra=overhead(ctx.budget.spent, trials, resumed)))
     # The compiled program runs on the caller's LMs, not on the compile's budget.
     compiled = LoadedProgram(source.program.with_state(best_program.state()), source.runtime,
-                             source.lm_configs, source.spec, list(artifact.metric) or None, source.label)
+                             source.lm_configs, source.spec, list(artifact.metric) or None, source.label,
+                             embedder=source.embedder)
     result = CompileResult(program=compiled, artifact=artifact, path=None, trials=trials, best=best,
                            metric=ctx.metric.name, usage=ctx.budget.spent, stopped=stopped,
                            traces=list(ctx.traces))

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from promptc.core.example import Prediction
     from promptc.metrics.config import MetricConfig
     from promptc.spec.loader import LoadedSpec
-    from promptc.spec.models import LMConfig
+    from promptc.spec.models import EmbedderConfig, LMConfig
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -38,6 +38,7 @@ class LoadedProgram:
     metrics: list[MetricConfig] | None = None  # declared by the artifact when there is no spec
     label: str = "<program>"
     artifact: Path | None = None  # the program.json (or folder) it was loaded from
+    embedder: EmbedderConfig | None = None  # the spec's or artifact's `embedder:`
 
     @property
     def concurrency(self) -> int:
@@ -124,7 +125,8 @@ def load_source(spec: Path | None, artifact: Path | None, options: LMOptions) ->
             except BaseException:
                 loaded.runtime.close()
                 raise
-        return LoadedProgram(program, loaded.runtime, loaded.lm_configs, loaded, None, str(spec), artifact)
+        return LoadedProgram(program, loaded.runtime, loaded.lm_configs, loaded, None, str(spec), artifact,
+                             loaded.document.embedder)
     assert artifact is not None
     return _from_artifact(artifact, options)
 
@@ -141,14 +143,15 @@ def _from_artifact(artifact: Path, options: LMOptions) -> LoadedProgram:
     configs = resolve_lm_configs(doc, options, lambda where, msg: problems.append(msg))
     if problems:
         raise UsageError(f"{artifact}: " + "; ".join(problems))
-    runtime = build_runtime(art.prices, configs, options)
+    runtime = build_runtime(art.prices, configs, options, embedder=art.embedder)
     try:
-        program = art.build(runtime.lms)
+        program = art.build(runtime.lms, runtime.embedders)
     except BaseException:
         runtime.close()
         raise
     runtime.retrievers.update(program.retrievers)  # built from the artifact's copy of the spec
-    return LoadedProgram(program, runtime, configs, None, list(art.metric) or None, str(artifact), artifact)
+    return LoadedProgram(program, runtime, configs, None, list(art.metric) or None, str(artifact), artifact,
+                         art.embedder)
 
 
 def as_loaded(program: ProgramLike) -> tuple[LoadedProgram, bool]:

@@ -88,8 +88,12 @@ class TrialLog:
             self.on_trial(trial)
 
     def best(self, *, full_only: bool = True) -> Trial | None:
-        """The highest-scoring trial; ties go to the earliest (simplest) one."""
+        """The highest-scoring trial; ties go to the earliest (simplest) one. When no trial was
+        scored, the latest unscored one (an optimizer that does not score, e.g. knn_few_shot)."""
         scored = [t for t in self.trials.values() if t.score is not None and (t.full_eval or not full_only)]
+        if not scored:
+            unscored = [t for t in self.trials.values() if t.score is None and t.n == 0]
+            return max(unscored, key=lambda t: t.index, default=None)
         return max(sorted(scored, key=lambda t: t.index), key=lambda t: t.score or 0.0, default=None)
 
 
@@ -116,45 +120,33 @@ class CompileContext:
 
     async def trial(self, index: int, kind: str, build: Callable[[], Awaitable[Program]], *,
                     description: str = "", params: dict[str, Any] | None = None,
-                    examples: Sequence[Example] | None = None, per_example: bool = False) -> Trial:
+                    examples: Sequence[Example] | None = None, per_example: bool = False,
+                    scored: bool = True) -> Trial:
         """Build, score and log candidate `index`, or return it from the log if it is done.
-        `per_example` keeps every example's score in the trial (GEPA's Pareto front needs them)."""
+
+        `per_example` keeps every example's score in the trial (GEPA's Pareto front needs
+        them). With `scored=False` the candidate is logged unscored (`score` None): a product
+        that needs no scoring to be used. A trial whose params say `stopped_early` (a budget
+        cut it short) is not finished: resume builds it again (its calls replay from the cache).
+        """
         done = self.log.get(index)
-        if done is not None:
+        if done is not None and not done.params.get("stopped_early"):
             return done
         start = time.monotonic()
         before = self.budget.spent.model_copy()
         program = await build()
-        each = await score_each(program, self.devset if examples is None else examples, self.metric,
-                                concurrency=self.concurrency)
+        each = (await score_each(program, self.devset if examples is None else examples, self.metric,
+                                 concurrency=self.concurrency)) if scored else []
         scores = [x for x in each if x is not None]
-        mean = sum(scores) / len(scores) if scores else 0.0
+        mean = (sum(scores) / len(scores) if scores else 0.0) if scored else None
         spent = self.budget.spent
         usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
         trial = Trial(index=index, kind=kind, description=description, params=params or {},
-                      score=mean, n=len(scores), full_eval=examples is None,
+                      score=mean, n=len(scores), full_eval=scored and examples is None,
                       instance_scores=each if per_example else [], state=program.state(),
                       usage=usage, seconds=time.monotonic() - start)
         self.log.record(trial)
         return trial
-
-
-    async def record(self, index: int, kind: str, build: Callable[[], Awaitable[Program]], *,
-                     description: str = "", params: dict[str, Any] | None = None) -> Program:
-        """Build candidate `index` and log it unscored (an optimizer that does not score dev);
-        on --resume, rebuild it from the log instead."""
-        done = self.log.get(index)
-        if done is not None:
-            return self.program.with_state(done.state)
-        start = time.monotonic()
-        before = self.budget.spent.model_copy()
-        program = await build()
-        spent = self.budget.spent
-        usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
-        self.log.record(Trial(index=index, kind=kind, description=description, params=params or {},
-                              full_eval=False, state=program.state(), usage=usage,
-                              seconds=time.monotonic() - start))
-        return program
 
 
 class Optimizer(Protocol):

@@ -131,7 +131,8 @@ async def _one_candidate(ctx: CompileContext, score_dev: bool, kind: str,
     """Trial 0 the spec as written and trial 1 the candidate, both scored on dev when
     `score_dev`; else the candidate alone, built and logged unscored."""
     if not score_dev:
-        return await ctx.record(1, kind, build, description=description, params=params)
+        built = await ctx.trial(1, kind, build, description=description, params=params, scored=False)
+        return ctx.program.with_state(built.state)
     await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
     await ctx.trial(1, kind, build, description=description, params=params)
     return _best(ctx)

@@ -12,9 +12,11 @@ from promptc.optimize.few_shot import BootstrapFewShot, LabeledFewShot, RandomSe
 
 def optimizer_classes() -> dict[str, type]:
     from promptc.optimize.gepa import GEPA
+    from promptc.optimize.knn import KNNFewShot
     from promptc.optimize.mipro import MIPRO
 
-    return {c.name: c for c in (LabeledFewShot, BootstrapFewShot, RandomSearch, MIPRO, GEPA)}  # type: ignore[attr-defined]
+    return {c.name: c for c in (LabeledFewShot, BootstrapFewShot, RandomSearch, MIPRO, GEPA,  # type: ignore[attr-defined]
+                                KNNFewShot)}
 
 
 def make_optimizer(name: str, settings: dict[str, Any]) -> Optimizer:

@@ -10,7 +10,7 @@ from typing import Any
 from promptc.lm.base import LM, Price
 from promptc.lm.cache import SQLiteCache, default_cache_path
 from promptc.runtime import Runtime
-from promptc.spec.models import LMConfig, SpecDocument
+from promptc.spec.models import EmbedderConfig, LMConfig, SpecDocument
 
 DEFAULT = "default"
 
@@ -55,8 +55,11 @@ def resolve_lm_configs(doc: SpecDocument, options: LMOptions,
 
 
 def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], options: LMOptions,
-                  retrievers: Mapping[str, Any] | None = None) -> Runtime:
+                  retrievers: Mapping[str, Any] | None = None,
+                  embedder: EmbedderConfig | None = None) -> Runtime:
     """Every named LM as a layered stack, in a Runtime that owns the cache. Makes no request.
+
+    The spec's `embedder:` becomes the runtime's `default` embedder, cached in the same file.
 
     A remote LM is `CachedLM(OpenAICompatibleLM)` when caching is on (all share one cache
     file), or the bare client. The cache file is opened once here, so an unreadable one
@@ -91,4 +94,21 @@ def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], opt
 
             lm = OfflineOnlyLM(lm)  # `cache: false` under --offline: nothing to replay from
         runtime.lms[name] = lm
+    if embedder is not None:
+        runtime.embedders[DEFAULT] = _embedder(embedder, options, runtime)
     return runtime
+
+
+def _embedder(cfg: EmbedderConfig, options: LMOptions, runtime: Runtime) -> Any:
+    from promptc.lm.embeddings import CachedEmbedder, OpenAIEmbedder
+
+    inner = OpenAIEmbedder(cfg.model, base_url=cfg.base_url, api_key_env=cfg.api_key_env, timeout=cfg.timeout,
+                           max_retries=cfg.max_retries, batch_size=cfg.batch_size)
+    if not (options.cache and cfg.cache):
+        return inner
+    cache = runtime.caches[0] if runtime.caches else None
+    if cache is None:
+        cache = SQLiteCache(options.cache_path or default_cache_path())
+        cache.release()
+        runtime.caches.append(cache)
+    return CachedEmbedder(inner, cache, offline_only=options.offline_only)

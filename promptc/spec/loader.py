@@ -75,9 +75,9 @@ def load_text(text: str, *, file: str = "<string>", options: LMOptions | None = 
 
 
 def load_data(data: dict[str, Any], *, file: str, base_dir: Path, options: LMOptions | None = None,
-              lms: Mapping[str, LM] | None = None) -> LoadedSpec:
+              lms: Mapping[str, LM] | None = None, embedders: Mapping[str, Any] | None = None) -> LoadedSpec:
     """Build from an already-validated spec dict (a compiled artifact's copy of its spec)."""
-    loaded = _build(data, PositionMap(file=file), file, base_dir / "spec.yaml", options, {}, lms)
+    loaded = _build(data, PositionMap(file=file), file, base_dir / "spec.yaml", options, {}, lms, embedders)
     loaded.path = None
     return loaded
 
@@ -99,7 +99,7 @@ def load_spec(path: str | Path, *, model: str | None = None, base_url: str | Non
 
 def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
            options: LMOptions | None, env: Mapping[str, str] | None,
-           lms: Mapping[str, LM] | None) -> LoadedSpec:
+           lms: Mapping[str, LM] | None, embedders: Mapping[str, Any] | None = None) -> LoadedSpec:
     if env != {}:  # an artifact's stored spec is already interpolated
         data = interpolate(data, positions, os.environ if env is None else env, file)
     doc = validate_document(data, positions, file)
@@ -130,10 +130,10 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
     retrievers, tools = build_resources(doc, base_dir, err)
     if problems:
         raise SpecError(problems)
-    if lms is not None:  # the caller's LMs: the runtime releases them but they stay theirs
-        runtime = Runtime(lms, retrievers=retrievers)
+    if lms is not None:  # the caller's LMs (and embedders): the runtime releases them but they stay theirs
+        runtime = Runtime(lms, retrievers=retrievers, embedders=embedders)
     else:
-        runtime = build_runtime(doc.prices, configs, options or LMOptions(), retrievers)
+        runtime = build_runtime(doc.prices, configs, options or LMOptions(), retrievers, doc.embedder)
     built_lms = runtime.lms
     lm_holder.update(built_lms)
     if isinstance(doc.program, str):
@@ -143,12 +143,13 @@ def _build(data: Any, positions: PositionMap, file: str, path: Path | None,
         ensure_importable(base_dir)
         try:
             program: Program = load_module_program(doc.program, name=doc.name, lms=built_lms,
-                                          retrievers=retrievers, tools=tools)
+                                                   retrievers=retrievers, tools=tools)
         except (ValueError, SpecError) as exc:
             raise SpecError([(positions.locate(("program",), file=file), str(exc))]) from None
     else:
         program = GraphProgram(nodes, name=doc.name, lms=built_lms, retrievers=retrievers, tools=tools,
                                flow=flow)
+    program.embedders = dict(runtime.embedders)
     return LoadedSpec(path=path, document=doc, positions=positions, program=program, lm_configs=configs,
                       runtime=runtime)
 

@@ -50,6 +50,19 @@ class LMConfig(Strict):
         return "offline" if self.model in ("offline", "promptc/offline") else "openai"
 
 
+class EmbedderConfig(Strict):
+    """How to reach a text-embedding model (OpenAI-compatible `/v1/embeddings`): used by
+    optimizers that pick demos per input by similarity (knn_few_shot)."""
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, le=50)
+    batch_size: int = Field(default=64, ge=1, le=2048, description="texts per request")
+    cache: bool = True
+
+
 class FieldDecl(Strict):
     """A field given as a mapping: `{type: float, desc: ...}`, `{type: enum, values: [...]}`."""
 
@@ -168,6 +181,7 @@ class SpecDocument(Strict):
     description: str = ""
     lm: LMConfig | None = None
     lms: dict[str, LMConfig] = Field(default_factory=dict)
+    embedder: EmbedderConfig | None = Field(default=None, description="text embeddings for demo selection")
     signatures: dict[str, SignatureDecl] = Field(default_factory=dict)
     program: list[NodeDecl] | str = Field(
         description="a list of steps/loops/branches, or a Python Module by import path 'pkg.mod:Class'")

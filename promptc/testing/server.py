@@ -1,6 +1,7 @@
 """A fake OpenAI-compatible HTTP server for tests and benchmarks.
 
-It speaks `POST /v1/chat/completions` and `GET /v1/models` in the OpenAI wire format,
+It speaks `POST /v1/chat/completions`, `POST /v1/embeddings` (deterministic hashed
+bag-of-words vectors, see `wire.hashed_embedding`) and `GET /v1/models` in the OpenAI wire format,
 with programmable replies, per-request latency, scripted or random faults and a log of
 every request received. In-process it runs aiohttp on its own event loop in a
 background thread, so sync and async clients in the test can both use it:
@@ -35,7 +36,7 @@ from promptc.testing.faults import (
     error_body,
 )
 from promptc.testing.threaded import ThreadedServer
-from promptc.testing.wire import completion_payload, model_list, model_object
+from promptc.testing.wire import completion_payload, embeddings_payload, model_list, model_object
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -181,6 +182,7 @@ class FakeOpenAIServer(ThreadedServer):
 
         path = request.path.rstrip("/")
         is_chat = request.method == "POST" and path == "/v1/chat/completions"
+        is_embeddings = request.method == "POST" and path == "/v1/embeddings"
         is_models = request.method == "GET" and (
             path == "/v1/models" or path.startswith("/v1/models/")
         )
@@ -198,7 +200,7 @@ class FakeOpenAIServer(ThreadedServer):
                 fault = self._random_fault()
             if fault is not None:
                 outcome = fault.kind
-        elif not is_models:
+        elif not is_models and not is_embeddings:
             outcome = "not_found"
         self._log_request(request, body, outcome)
 
@@ -211,6 +213,10 @@ class FakeOpenAIServer(ThreadedServer):
             return _error(400, "We could not parse the JSON body of your request (fake server).")
         if outcome == "not_found":
             return _error(404, f"Unknown route {request.method} {request.path} (fake server).")
+        if is_embeddings:
+            default_model = self.models[0] if self.models else "fake-model"
+            return web.json_response(embeddings_payload(body, default_model=default_model),
+                                     headers=self._id_headers())
         if not is_chat:
             return self._models_response(request.path)
         if fault is not None and fault.kind != HANG:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+import re
 import time
 from typing import Any
+
+EMBEDDING_DIMS = 64
 
 
 def estimate_tokens(text: str) -> int:
@@ -59,3 +64,28 @@ def model_object(name: str) -> dict[str, Any]:
 def model_list(names: list[str]) -> dict[str, Any]:
     """The `GET /v1/models` body."""
     return {"object": "list", "data": [model_object(n) for n in names]}
+
+
+def hashed_embedding(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """A deterministic bag-of-words vector: each lower-cased word adds 1 to a hashed slot
+    (blake2b), then the vector is scaled to unit length (all zeros for a text with no word)."""
+    vector = [0.0] * dims
+    for word in re.findall(r"[^\W_]+", text.lower()):
+        slot = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=4).digest(), "big") % dims
+        vector[slot] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector] if norm else vector
+
+
+def embeddings_payload(body: dict[str, Any], *, default_model: str, dims: int = EMBEDDING_DIMS) -> dict[str, Any]:
+    """The `POST /v1/embeddings` reply for `body` (`input` is a string or a list of strings)."""
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else [str(t) for t in raw] if isinstance(raw, list) else []
+    tokens = sum(estimate_tokens(t) for t in texts)
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": hashed_embedding(t, dims)}
+                 for i, t in enumerate(texts)],
+        "model": body.get("model") or default_model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
