@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must
 
 COMPILE_HELP = """Optimize the prompts of every step against the spec's metric and write a compiled artifact.
 
-Optimizers (`optimizer:` block in the spec, or --optimizer): labeled_few_shot, bootstrap_few_shot (demos for every step from the program's own successful runs), random_search (zero-shot, labelled and bootstrapped candidates, best on dev), mipro (proposed instructions + demo sets, chosen by a Bayesian search; presets light/medium/heavy via `auto:`), gepa (reflective evolution: a reflection LM rewrites one step's instruction from traces and metric feedback of a few training rows, demos evolve from successful runs, children kept only if they beat their parent on the same rows, parents drawn from a per-example Pareto front on a dev subset, complementary lines merged; budget `max_metric_calls` or `auto: light|medium|heavy`)), knn_few_shot (a pool of bootstrapped demos per step; each call shows the `k` pool demos nearest its inputs, by BM25 over words or, with a spec-level `embedder: {model: ...}`, by embedding cosine; settings k, pool_size, similarity, diversity, score_dev; the pool and its vectors are saved in program.json).
+Optimizers (`optimizer:` block in the spec, or --optimizer): labeled_few_shot, bootstrap_few_shot (demos for every step from the program's own successful runs), random_search (zero-shot, labelled and bootstrapped candidates, best on dev), mipro (proposed instructions + demo sets, chosen by a Bayesian search; presets light/medium/heavy via `auto:`), gepa (reflective evolution: a reflection LM rewrites one step's instruction from traces and metric feedback of a few training rows, demos evolve from successful runs, children kept only if they beat their parent on the same rows, parents drawn from a per-example Pareto front on a dev subset, complementary lines merged; budget `max_metric_calls` or `auto: light|medium|heavy`), knn_few_shot (a pool of bootstrapped demos per step; each call shows the `k` pool demos nearest its inputs, by BM25 over words or, with a spec-level `embedder: {model: ...}`, by embedding cosine; settings k, pool_size, similarity, diversity, score_dev; the pool and its vectors are saved in program.json), reflective_bootstrap (the default without an `optimizer:` block: the program runs once on a sample of training rows, giving a demo pool and, from passes and failures with the metric's feedback, reflected instructions; instruction and demo set are chosen by their mean scores in a factorial over one paired dev subset; ~300 calls on one-step programs).
 
 Scores that decide are always on the dev set (--dev, or a seeded 30% split of --train), never on examples that became demos.
 
@@ -81,7 +81,7 @@ def compile_command(
     if best is None or best.score is None and not result.stopped:
         stdout.print(f"compiled without scoring on dev -> {result.path}\n"
                      f"to score it: promptc eval --program {result.path.parent if result.path else 'OUT'} "
-                     "--data DEV.jsonl (or set `score_dev: true` in the spec's optimizer block)")
+                     "--data DEV.jsonl")
     else:
         stdout.print(f"dev {result.metric}: {fmt(result.score_before)} -> {fmt(result.score_after)} "
                      f"(best trial {best.index if best else '-'} of {len(result.trials)}) -> {result.path}")

@@ -29,6 +29,10 @@ from promptc.lm.base import Usage
 from promptc.lm.budget import Budget, budgeted
 from promptc.runner.jsonl import RowSource
 
+# Without an `optimizer:` block: the best held-out accuracy per compile call measured on the
+# benchmark LM (README, "Choosing an optimizer").
+DEFAULT_OPTIMIZER = "reflective_bootstrap"
+
 if TYPE_CHECKING:
     from promptc.artifacts.program_file import ProgramArtifact
     from promptc.core.trace import Trace
@@ -193,7 +197,7 @@ def _examples(train: RowSource, dev: RowSource | None, program: Any, seed: int,
 def _optimizer(source: LoadedProgram, name: str | None, settings: Mapping[str, Any] | None,
                make: Any) -> tuple[str, Optimizer]:
     decl = source.spec.document.optimizer if source.spec is not None else None
-    chosen = name or (decl.name if decl else "bootstrap_few_shot")
+    chosen = name or (decl.name if decl else DEFAULT_OPTIMIZER)
     if settings is None:
         settings = decl.settings if decl and decl.name == chosen else {}
     try:

@@ -51,7 +51,7 @@ from pydantic import BaseModel, Field
 from promptc.core.program import PredictorState, Program
 from promptc.optimize.base import CompileContext, Trial
 from promptc.optimize.pareto import Candidate, merge_options, merged_state, select_parent
-from promptc.optimize.reflection import Rollout, reflect, rollouts
+from promptc.optimize.reflection import Rollout, reflect, reflection_lm, rollouts
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class GEPA:
             if made is None:
                 op = "reflect"
                 text = await reflect(program.with_state(parent.state), predictor, runs,
-                                     lm=_reflection_lm(program), threshold=threshold, sample_index=iteration,
+                                     lm=reflection_lm(program), threshold=threshold, sample_index=iteration,
                                      temperature=self.settings.reflection_temperature)
                 if text is None:
                     return
@@ -312,11 +312,6 @@ def _merge_rows(a: list[float], b: list[float], rng: random.Random) -> list[int]
             if bucket and len(rows) < MERGE_ROWS:
                 rows.append(bucket.pop())
     return sorted(rows)
-
-
-def _reflection_lm(program: Program):  # type: ignore[no-untyped-def]
-    lms = program.lms
-    return lms.get("reflection") or lms.get("teacher") or lms["default"]
 
 
 def _by_row(runs: Sequence[Rollout], rows: Sequence[int]) -> list[float]:

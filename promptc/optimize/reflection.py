@@ -92,6 +92,12 @@ async def rollouts(program: Program, trainset: Sequence[Example], rows: Sequence
     return [out[i] for i in range(len(rows)) if i in out]
 
 
+def reflection_lm(program: Program) -> LM:
+    """The LM that reflects: the spec's `reflection` LM, else `teacher`, else `default`."""
+    lms = program.lms
+    return lms.get("reflection") or lms.get("teacher") or lms["default"]
+
+
 def records_for(predictor: str, runs: Sequence[Rollout], *, threshold: float) -> str:
     """The reflective dataset of one predictor: each of its calls in `runs`, with the outcome."""
     blocks = []

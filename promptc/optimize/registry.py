@@ -14,9 +14,10 @@ def optimizer_classes() -> dict[str, type]:
     from promptc.optimize.gepa import GEPA
     from promptc.optimize.knn import KNNFewShot
     from promptc.optimize.mipro import MIPRO
+    from promptc.optimize.reflective import ReflectiveBootstrap
 
     return {c.name: c for c in (LabeledFewShot, BootstrapFewShot, RandomSearch, MIPRO, GEPA,  # type: ignore[attr-defined]
-                                KNNFewShot)}
+                                KNNFewShot, ReflectiveBootstrap)}
 
 
 def make_optimizer(name: str, settings: dict[str, Any]) -> Optimizer:
