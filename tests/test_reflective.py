@@ -12,7 +12,8 @@ from promptc.optimize.reflective import main_effects
 from tests.conftest import run_cli
 from tests.test_gepa import SPECS, spec_copy
 
-SMALL = "{name: reflective_bootstrap, rollouts: 12, instructions: 2, demo_sets: 2, eval_rows: 6, max_demos: 4}"
+SMALL = ("{name: reflective_bootstrap, rollouts: 12, instructions: 2, demo_sets: 2, eval_rows: 6, max_demos: 4, "
+         "confirm_rows: 6}")
 
 
 def test_main_effects_choose_by_means_over_the_other_factor():
@@ -33,7 +34,8 @@ def test_every_pipeline_compiles_and_exports(tmp_path, name):
     program = json.loads((out / "program.json").read_text())
     assert program["predictors"] and program["provenance"]["optimizer"] == "reflective_bootstrap"
     kinds = [json.loads(x)["kind"] for x in (out / "trials.jsonl").read_text().splitlines()]
-    assert kinds == ["pool"] + ["factorial"] * 6 + ["chosen"]
+    assert kinds[:7] == ["pool"] + ["factorial"] * 6 and kinds[-1] == "chosen"
+    assert kinds[7:-1] in ([], ["confirm"], ["confirm", "confirm"])  # none when dev has no rows left
     exported = run_cli("export", str(out), "--format", "openai-messages", "--out", str(tmp_path / "x"))
     assert exported.returncode == 0, exported.stderr
 
@@ -55,7 +57,7 @@ def test_stop_and_resume_without_redoing_finished_trials(tmp_path):
     resumed = compile_intent(out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     lines = (out / "trials.jsonl").read_text().splitlines()
-    assert lines[:len(first)] == first and len(lines) == 8  # finished trials kept, not redone
+    assert lines[:len(first)] == first and len(lines) == 10  # finished trials kept, not redone
     fresh = tmp_path / "fresh"
     assert compile_intent(fresh).returncode == 0
     scratch = [json.loads(x) for x in (fresh / "trials.jsonl").read_text().splitlines()]

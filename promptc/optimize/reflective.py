@@ -17,9 +17,13 @@ Three ideas with a record on real models, combined to spend few calls:
    each choice rests on many more rows than any single cell. For a multi-step program,
    candidate i is every predictor's i-th instruction (its own proposal), likewise demo sets.
 
+4. *Confirm*: the two instructions with the best main effects are scored on
+   `confirm_rows` more dev rows (with the chosen demo set), and the better mean over all
+   their rows wins: among several close candidates on few rows, the top one is often luck.
+
 Trials: 0 is the pool (the original instructions with the first demo set, unscored: what
 a budget stop writes), 1.. the factorial cells (scored on the dev subset, full_eval False),
-last the chosen program (unscored on all of dev: `promptc eval --program` scores it). Resume
+then the two confirmation runs, last the chosen program (unscored on all of dev: `promptc eval --program` scores it). Resume
 replays the rollouts and reflections from the LM cache and skips finished cells.
 """
 
@@ -31,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from promptc.core.example import Example
 from promptc.core.program import PredictorState, Program
 from promptc.optimize.base import CompileContext
 from promptc.optimize.reflection import Rollout, reflect, reflection_lm, rollouts
@@ -50,6 +55,7 @@ class ReflectiveBootstrap:
         demo_sets: int = Field(2, ge=1, description="demo-set candidates sampled from the pool")
         max_demos: int = Field(8, ge=0, description="demos per predictor")
         eval_rows: int = Field(24, ge=1, description="dev rows every candidate is scored on (paired)")
+        confirm_rows: int = Field(24, ge=0, description="more dev rows for the two best instructions")
         records: int = Field(24, ge=1, description="runs each reflection call reads")
         reflection_temperature: float = Field(1.0, ge=0)
         metric_threshold: float | None = None  # default: the metric's own pass threshold
@@ -84,12 +90,39 @@ class ReflectiveBootstrap:
                                         description=f"instruction {i}, demo set {j}")
                 grid[i, j] = trial.score or 0.0
         best_i, best_j = main_effects(grid)
-        chosen = program.with_state(_state(program, instructions.get(best_i, {}), demo_sets, best_j))
         last = 1 + (s.instructions + 1) * s.demo_sets
+        if s.confirm_rows and s.instructions:
+            best_i, last = await self._confirm(ctx, grid, instructions, demo_sets, best_j, subset, last)
+        chosen = program.with_state(_state(program, instructions.get(best_i, {}), demo_sets, best_j))
         await ctx.trial(last, "chosen", _built(chosen), scored=False, params={"instruction": best_i, "demo_set": best_j},
                         description=f"instruction {best_i} and demo set {best_j}: the best means over the "
                         f"{len(subset)}-row dev subset (not scored on all of dev)")
         return chosen
+
+    async def _confirm(self, ctx: CompileContext, grid: Grid, instructions: dict[int, dict[str, str]],
+                       demo_sets: dict[str, list[list[dict[str, Any]]]], j: int, subset: Sequence[Example],
+                       index: int) -> tuple[int, int]:
+        """Score the two instructions with the best main effects on `confirm_rows` more dev rows
+        (with demo set `j`) and keep the one with the better mean over all its rows: the
+        winner of a close race on few rows is often luck (the winner's curse)."""
+        s = self.settings
+        cols = sorted({c for _, c in grid})
+        effect = {i: sum(grid[i, c] for c in cols) / len(cols) for i, _ in grid}
+        top = sorted(effect, key=lambda i: (-effect[i], i))[:2]
+        rest = [ex for ex in ctx.devset if not any(ex is e for e in subset)]
+        extra = random.Random(f"reflective-confirm-{ctx.seed}").sample(rest, min(s.confirm_rows, len(rest)))
+        if not extra:
+            return top[0], index
+        total: dict[int, float] = {}
+        for i in top:
+            state = _state(ctx.program, instructions.get(i, {}), demo_sets, j)
+            trial = await ctx.trial(index, "confirm", _built(ctx.program.with_state(state)), examples=extra,
+                                    params={"instruction": i, "demo_set": j},
+                                    description=f"instruction {i} on {len(extra)} more dev rows")
+            index += 1
+            seen = len(subset) * len(cols)
+            total[i] = (effect[i] * seen + (trial.score or 0.0) * len(extra)) / (seen + len(extra))
+        return max(top, key=lambda i: (total[i], -i)), index
 
     async def _instructions(self, ctx: CompileContext, runs: Sequence[Rollout],
                             threshold: float) -> dict[int, dict[str, str]]:
