@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from promptc.errors import LMAuthError, LMConfigError, LMError
 from promptc.lm.base import LMRequest, LMResponse, Usage
 from promptc.lm.cache import SQLiteCache
+from promptc.lm.layers import release
 from promptc.lm.retry import is_retryable, status_of
 from promptc.retry import RetriesExhausted, with_retries
 
@@ -146,12 +147,7 @@ class CachedEmbedder:
         return [found[i] for i in range(len(texts))]
 
     async def aclose(self) -> None:
-        try:
-            close = getattr(self.inner, "aclose", None)
-            if close is not None:
-                await close()
-        finally:
-            self.cache.release()
+        await release(self.inner, self.cache)
 
     def __getattr__(self, name: str) -> object:
         if name == "inner":

@@ -20,6 +20,17 @@ def _offline_miss(model: str) -> OfflineCacheMiss:
                             "(--offline): run once online to fill the cache, and commit it")
 
 
+async def release(inner: object, cache: SQLiteCache) -> None:
+    """Release a cached layer: the inner client's connections, then the cache's (hit counts
+    flushed); both reopen on next use."""
+    try:
+        close = getattr(inner, "aclose", None)
+        if close is not None:
+            await close()
+    finally:
+        cache.release()
+
+
 class CachedLM:
     """Answers from `cache` when it can; otherwise asks `inner` and stores the reply.
 
@@ -52,13 +63,7 @@ class CachedLM:
         return response
 
     async def aclose(self) -> None:
-        """Release the inner client's connections and the cache's; both reopen on next use."""
-        try:
-            close = getattr(self.inner, "aclose", None)
-            if close is not None:
-                await close()
-        finally:
-            self.cache.release()
+        await release(self.inner, self.cache)
 
     def __getattr__(self, name: str) -> object:  # price, max_tokens... for estimates
         if name == "inner":  # not set yet (e.g. during copy): no recursion

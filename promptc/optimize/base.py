@@ -138,7 +138,7 @@ class CompileContext:
         each = (await score_each(program, self.devset if examples is None else examples, self.metric,
                                  concurrency=self.concurrency)) if scored else []
         scores = [x for x in each if x is not None]
-        mean = (sum(scores) / len(scores) if scores else 0.0) if scored else None
+        mean = _mean(scores) if scored else None
         spent = self.budget.spent
         usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
         trial = Trial(index=index, kind=kind, description=description, params=params or {},
@@ -170,7 +170,11 @@ async def score_program(program: Program, examples: Sequence[Example], metric: N
     Budget exhaustion propagates."""
     each = await score_each(program, examples, metric, concurrency=concurrency)
     ordered = [x for x in each if x is not None]
-    return (sum(ordered) / len(ordered) if ordered else 0.0), ordered
+    return _mean(ordered), ordered
+
+
+def _mean(scores: Sequence[float]) -> float:
+    return sum(scores) / len(scores) if scores else 0.0
 
 
 async def score_each(program: Program, examples: Sequence[Example], metric: NamedMetric, *,
@@ -188,6 +192,13 @@ async def score_each(program: Program, examples: Sequence[Example], metric: Name
     items = [WorkItem(row=i, inputs=ex.inputs(), record=dict(ex)) for i, ex in enumerate(examples)]
     await execute(program, items, keep, concurrency=concurrency, post=lambda r: score_row(r, [metric]))
     return [scores.get(i) for i in range(len(items))]
+
+
+def ready(program: Program) -> Callable[[], Awaitable[Program]]:
+    """A `build` for `CompileContext.trial` when the candidate is already built."""
+    async def build() -> Program:
+        return program
+    return build
 
 
 def examples_from_rows(rows: Sequence[Mapping[str, Any]], input_keys: Sequence[str]) -> list[Example]:

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from promptc.core.program import Program
-from promptc.optimize.base import CompileContext
+from promptc.optimize.base import CompileContext, ready
 from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, labeled_state
 
 
@@ -44,7 +44,7 @@ class LabeledFewShot:
         rng = random.Random(ctx.seed)
         sample = rng.sample(ctx.trainset, min(self.settings.k, len(ctx.trainset)))
         state = labeled_state(ctx.program, sample, self.settings.k)
-        return await _one_candidate(ctx, self.settings.score_dev, "labeled", _same(ctx.program.with_state(state)),
+        return await _one_candidate(ctx, self.settings.score_dev, "labeled", ready(ctx.program.with_state(state)),
                                     description=f"{self.settings.k} labelled demos", params={"k": self.settings.k})
 
 
@@ -100,10 +100,10 @@ class RandomSearch:
     async def compile(self, ctx: CompileContext) -> Program:
         s = self.settings
         # BudgetExhausted propagates: `compile` keeps the best trial logged so far.
-        await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+        await ctx.trial(0, "zero_shot", ready(ctx.program), description="the spec as written")
         labeled = labeled_state(ctx.program, random.Random(ctx.seed).sample(
             ctx.trainset, len(ctx.trainset)), s.max_labeled_demos)
-        await ctx.trial(1, "labeled", _same(ctx.program.with_state(labeled)),
+        await ctx.trial(1, "labeled", ready(ctx.program.with_state(labeled)),
                         description=f"{s.max_labeled_demos} labelled demos")
         for index in range(2, s.num_candidates + 3):
             seed = ctx.seed + index
@@ -133,15 +133,10 @@ async def _one_candidate(ctx: CompileContext, score_dev: bool, kind: str,
     if not score_dev:
         built = await ctx.trial(1, kind, build, description=description, params=params, scored=False)
         return ctx.program.with_state(built.state)
-    await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+    await ctx.trial(0, "zero_shot", ready(ctx.program), description="the spec as written")
     await ctx.trial(1, kind, build, description=description, params=params)
     return _best(ctx)
 
-
-def _same(program: Program):  # type: ignore[no-untyped-def]
-    async def build() -> Program:
-        return program
-    return build
 
 
 def _best(ctx: CompileContext) -> Program:

@@ -49,7 +49,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from promptc.core.program import PredictorState, Program
-from promptc.optimize.base import CompileContext, Trial
+from promptc.optimize.base import CompileContext, Trial, ready
 from promptc.optimize.pareto import Candidate, merge_options, merged_state, select_parent
 from promptc.optimize.reflection import Rollout, reflect, reflection_lm, rollouts
 
@@ -130,7 +130,7 @@ class GEPA:
         plan = self.plan(ctx)
         rows = sorted(random.Random(f"gepa-val-{ctx.seed}").sample(range(len(ctx.devset)), plan.val_size))
         search = _Search(ctx=dataclasses.replace(ctx, devset=[ctx.devset[i] for i in rows]), plan=plan)
-        seed = await search.ctx.trial(0, "gepa_seed", _same(ctx.program), per_example=True,
+        seed = await search.ctx.trial(0, "gepa_seed", ready(ctx.program), per_example=True,
                                       params={"val_rows": rows},
                                       description=f"the spec as written (seed candidate), on {plan.val_size} of "
                                       f"{len(ctx.devset)} dev rows; the result is the best mean on these rows, "
@@ -186,7 +186,7 @@ class GEPA:
             child = made
         examples = [ctx.trainset[r] for r in batch]
         trial = await ctx.trial(
-            search.index, f"gepa_{op}", _same(program.with_state(child)), examples=examples, per_example=True,
+            search.index, f"gepa_{op}", ready(program.with_state(child)), examples=examples, per_example=True,
             params={"iteration": iteration, "op": op, "parent": parent.id, "predictor": predictor,
                     "train_rows": batch, "parent_scores": parent_scores},
             description=f"iteration {iteration}: {_what(op, predictor)} of candidate {parent.id}, on "
@@ -220,7 +220,7 @@ class GEPA:
         search.merges_due -= 1
         ci, cj, ca = pool[i], pool[j], pool[a]
         rows = _merge_rows(ci.val_scores, cj.val_scores, rng)
-        check = await ctx.trial(search.index, "gepa_merge_check", _same(ctx.program.with_state(
+        check = await ctx.trial(search.index, "gepa_merge_check", ready(ctx.program.with_state(
             merged_state(ci, cj, ca))), examples=[ctx.devset[r] for r in rows], per_example=True,
             params={"iteration": iteration, "parents": [i, j], "ancestor": a, "val_rows": rows},
             description=f"iteration {iteration}: merge of candidates {i} and {j} (common ancestor {a}), "
@@ -238,7 +238,7 @@ class GEPA:
                    next_move: int, description: str) -> None:
         """Score an accepted child on the validation rows and put it in the pool."""
         ctx = search.ctx
-        trial = await ctx.trial(search.index, "gepa_candidate", _same(ctx.program.with_state(state)),
+        trial = await ctx.trial(search.index, "gepa_candidate", ready(ctx.program.with_state(state)),
                                 per_example=True, params={"candidate": len(search.pool), "parents": list(parents)},
                                 description=description)
         search.index += 1
@@ -327,9 +327,4 @@ def _what(op: str, predictor: str) -> str:
     return {"reflect": f"reflected instruction for '{predictor}'",
             "demos": f"new demos for '{predictor}'"}.get(op, f"{op} '{predictor}'")
 
-
-def _same(program: Program):  # type: ignore[no-untyped-def]
-    async def build() -> Program:
-        return program
-    return build
 

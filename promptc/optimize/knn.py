@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 from promptc.core.demo_select import DemoSelector
 from promptc.core.program import PredictorState, Program
 from promptc.errors import BudgetExhausted, UsageError
-from promptc.optimize.base import CompileContext
+from promptc.optimize.base import CompileContext, ready
 from promptc.optimize.bootstrap import Bootstrapped, bootstrap, labeled_demo
 
 
@@ -102,7 +102,7 @@ class KNNFewShot:
         if pool.params.get("stopped_early"):
             raise BudgetExhausted(pool.params["stopped_early"])  # the job keeps trial 0 and reports it
         if s.score_dev:
-            await ctx.trial(1, "zero_shot", _same(ctx.program), description="the spec as written")
+            await ctx.trial(1, "zero_shot", ready(ctx.program), description="the spec as written")
         best = ctx.log.best()
         return ctx.program.with_state((best or pool).state)
 
@@ -141,8 +141,3 @@ def _embed_requests(embedder: Any) -> int:
     usage = getattr(embedder, "usage", None) if embedder is not None else None
     return int(getattr(usage, "requests", 0) or 0)
 
-
-def _same(program: Program):  # type: ignore[no-untyped-def]
-    async def build() -> Program:
-        return program
-    return build

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from promptc.core.program import PredictorState, Program
-from promptc.optimize.base import CompileContext, Trial
+from promptc.optimize.base import CompileContext, Trial, ready
 from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, labeled_state
 from promptc.optimize.proposer import propose_instructions, summarize_dataset
 from promptc.optimize.tpe import CategoricalTPE
@@ -132,7 +132,7 @@ class MIPRO:
         """The best fully evaluated program. BudgetExhausted propagates: the compile job keeps
         the best trial so far and reports the stop."""
         plan = self.plan(ctx)
-        await ctx.trial(0, "zero_shot", _same(ctx.program), description="the spec as written")
+        await ctx.trial(0, "zero_shot", ready(ctx.program), description="the spec as written")
         if plan.num_trials > 0:
             space = await self.search_space(ctx, plan)
             await self._search(ctx, plan, space)
@@ -244,8 +244,3 @@ def _unscored(tpe: CategoricalTPE, dims: dict[str, int], scores: dict[Config, fl
         if tuple(params[k] for k in dims) not in scores:
             return params
 
-
-def _same(program: Program):  # type: ignore[no-untyped-def]
-    async def build() -> Program:
-        return program
-    return build

@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 
 from promptc.core.example import Example
 from promptc.core.program import PredictorState, Program
-from promptc.optimize.base import CompileContext
+from promptc.optimize.base import CompileContext, ready
 from promptc.optimize.reflection import Rollout, reflect, reflection_lm, rollouts
 
 Grid = dict[tuple[int, int], float]
@@ -77,7 +77,7 @@ class ReflectiveBootstrap:
         runs = await rollouts(program, ctx.trainset, rows, ctx.metric, concurrency=ctx.concurrency)
         threshold = ctx.metric.threshold if s.metric_threshold is None else s.metric_threshold
         demo_sets = _demo_sets(program, runs, threshold, s.demo_sets, s.max_demos, rng)
-        await ctx.trial(0, "pool", _built(program.with_state(_state(program, {}, demo_sets, 0))), scored=False,
+        await ctx.trial(0, "pool", ready(program.with_state(_state(program, {}, demo_sets, 0))), scored=False,
                         description=f"demo pool from {len(runs)} training runs; original instructions")
         instructions = await self._instructions(ctx, runs, threshold)
         subset = random.Random(f"reflective-dev-{ctx.seed}").sample(ctx.devset, min(s.eval_rows, len(ctx.devset)))
@@ -85,7 +85,7 @@ class ReflectiveBootstrap:
         for i in range(s.instructions + 1):
             for j in range(s.demo_sets):
                 state = _state(program, instructions.get(i, {}), demo_sets, j)
-                trial = await ctx.trial(1 + i * s.demo_sets + j, "factorial", _built(program.with_state(state)),
+                trial = await ctx.trial(1 + i * s.demo_sets + j, "factorial", ready(program.with_state(state)),
                                         examples=subset, params={"instruction": i, "demo_set": j},
                                         description=f"instruction {i}, demo set {j}")
                 grid[i, j] = trial.score or 0.0
@@ -94,7 +94,7 @@ class ReflectiveBootstrap:
         if s.confirm_rows and s.instructions:
             best_i, last = await self._confirm(ctx, grid, instructions, demo_sets, best_j, subset, last)
         chosen = program.with_state(_state(program, instructions.get(best_i, {}), demo_sets, best_j))
-        await ctx.trial(last, "chosen", _built(chosen), scored=False, params={"instruction": best_i, "demo_set": best_j},
+        await ctx.trial(last, "chosen", ready(chosen), scored=False, params={"instruction": best_i, "demo_set": best_j},
                         description=f"instruction {best_i} and demo set {best_j}: the best means over the "
                         f"{len(subset)}-row dev subset (not scored on all of dev)")
         return chosen
@@ -116,7 +116,7 @@ class ReflectiveBootstrap:
         total: dict[int, float] = {}
         for i in top:
             state = _state(ctx.program, instructions.get(i, {}), demo_sets, j)
-            trial = await ctx.trial(index, "confirm", _built(ctx.program.with_state(state)), examples=extra,
+            trial = await ctx.trial(index, "confirm", ready(ctx.program.with_state(state)), examples=extra,
                                     params={"instruction": i, "demo_set": j},
                                     description=f"instruction {i} on {len(extra)} more dev rows")
             index += 1
@@ -177,11 +177,6 @@ def _state(program: Program, instructions: dict[str, str], demo_sets: dict[str, 
                                      demos=[dict(d) for d in sets[j]] if sets else current.demos)
     return state
 
-
-def _built(program: Program):  # type: ignore[no-untyped-def]
-    async def build() -> Program:
-        return program
-    return build
 
 
 
