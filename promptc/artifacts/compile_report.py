@@ -21,7 +21,7 @@ from promptc.artifacts.report_chart import Point, trajectory_svg
 from promptc.artifacts.report_parts import CSS, card_grid, demos_table, provenance_table, trials_table
 from promptc.artifacts.trial_text import changed_instructions, footing, shorten
 from promptc.artifacts.word_diff import changed, word_diff_html
-from promptc.errors import UsageError
+from promptc.errors import OutputError, UsageError
 
 REPORT_NAME = "report.html"
 RUNNERS_UP = 8
@@ -40,11 +40,14 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
 
 
 def save_report(target: Path, html: str) -> None:
-    """Write atomically: a reader never sees half a report."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a reader never sees half a report. OutputError if it cannot."""
     tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 def read_trials(path: Path) -> list[dict[str, Any]]:
