@@ -18,7 +18,13 @@ from typing import Any
 
 from promptc.artifacts.program_file import PredictorArtifact, ProgramArtifact, load_artifact
 from promptc.artifacts.report_chart import Point, trajectory_svg
-from promptc.artifacts.report_parts import CSS, card_grid, demos_table, provenance_table, trials_table
+from promptc.artifacts.report_parts import (
+    CSS,
+    card_grid,
+    demos_table,
+    provenance_table,
+    trials_table,
+)
 from promptc.artifacts.trial_text import changed_instructions, footing, shorten
 from promptc.artifacts.word_diff import changed, word_diff_html
 from promptc.errors import OutputError, UsageError

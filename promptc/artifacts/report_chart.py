@@ -10,12 +10,13 @@ with dev scores). Each point links to its row in the trial table. Pure Python, n
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT = 760, 280
 LEFT, RIGHT, TOP, BOTTOM = 46, 16, 16, 38
+Scale = Callable[[float], float]  # data value -> SVG coordinate
 
 
 @dataclass
@@ -69,7 +70,7 @@ def _y_range(scores: Sequence[float]) -> tuple[float, float]:
     return (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
 
 
-def _axes(lo: float, hi: float, x_max: float, sx, sy, x_label: str, money: bool) -> list[str]:  # type: ignore[no-untyped-def]
+def _axes(lo: float, hi: float, x_max: float, sx: Scale, sy: Scale, x_label: str, money: bool) -> list[str]:
     base, out = sy(lo), []
     for i in range(5):
         y = lo + (hi - lo) * i / 4
@@ -95,7 +96,7 @@ def _ticks(x_max: float) -> list[float]:
     return [i * step for i in range(int(x_max / step + 1e-9) + 1)]
 
 
-def _best_line(points: Sequence[Point], sx, sy, x_max: float) -> str:  # type: ignore[no-untyped-def]
+def _best_line(points: Sequence[Point], sx: Scale, sy: Scale, x_max: float) -> str:
     """A step line through the best score so far, held to the right edge."""
     best: float | None = None
     coords: list[str] = []

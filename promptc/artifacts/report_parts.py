@@ -93,7 +93,7 @@ def _text(value: Any) -> str:
 def trials_table(trials: Sequence[Mapping[str, Any]], spent: Sequence[tuple[int, float]],
                  original: Mapping[str, str], best: Any) -> str:
     rows = []
-    for t, (calls, cost) in zip(trials, spent):
+    for t, (calls, cost) in zip(trials, spent, strict=True):
         score = t.get("score")
         where = footing(score is not None, bool(t.get("full_eval", True)), int(t.get("n", 0) or 0))
         state = {k: str(v.get("instructions", "")) for k, v in (t.get("state") or {}).items() if isinstance(v, dict)}

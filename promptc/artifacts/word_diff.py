@@ -1,7 +1,7 @@
 """A word-level diff of two texts as HTML: removed words in <del>, added words in <ins>.
 
-Whitespace is kept as written (line breaks of a multi-line instruction survive), and every
-piece of text is HTML-escaped: instructions are written by people and by LMs.
+The new text keeps its own whitespace (line breaks of a multi-line instruction survive);
+spacing alone is no change. Every piece of text is HTML-escaped: instructions are written by people and by LMs.
 """
 
 from __future__ import annotations
@@ -10,24 +10,24 @@ import difflib
 import re
 from html import escape
 
-_TOKENS = re.compile(r"\s+|[^\s]+")
+_WORDS = re.compile(r"(\S+)(\s*)")
 
 
 def word_diff_html(before: str, after: str) -> str:
-    """`after` as HTML, with the words `before` had and `after` lacks struck through."""
-    a, b = _TOKENS.findall(before), _TOKENS.findall(after)
-    out: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
-        if op == "equal":
-            out.append(escape(new))
+    """`after` as HTML, with the words `before` had and `after` lacks struck through.
+    Words are compared, not spacing: `after` keeps its own whitespace."""
+    old = before.split()
+    new = _WORDS.findall(after)
+    out = [escape(after[:len(after) - len(after.lstrip())])]
+    matcher = difflib.SequenceMatcher(None, old, [w for w, _ in new], autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op in ("delete", "replace"):
+            out.append(f"<del>{escape(' '.join(old[i1:i2]))}</del>" + (" " if op == "delete" else ""))
+        chunk = new[j1:j2]
+        if not chunk:
             continue
-        if old.strip():
-            out.append(f"<del>{escape(old)}</del>")
-        if new.strip():
-            out.append(f"<ins>{escape(new)}</ins>")
-        elif new:
-            out.append(escape(new))  # only whitespace changed: keep the new spacing, unmarked
+        text = escape("".join(w + ws for w, ws in chunk[:-1]) + chunk[-1][0])
+        out.append((text if op == "equal" else f"<ins>{text}</ins>") + escape(chunk[-1][1]))
     return "".join(out)
 
 
