@@ -4,13 +4,15 @@
     OUT/trials.jsonl        every candidate tried, with its score (written during compile)
     OUT/prompts/NAME.md     each predictor's final prompt, with {placeholders} for inputs
     OUT/traces.jsonl        successful teacher runs, one row per LM call (for finetune export)
+    OUT/report.html         what the compile tried and chose (see compile_report.py)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from promptc.artifacts.program_file import ProgramArtifact
 from promptc.core.program import Program
@@ -35,8 +37,12 @@ def prompt_markdown(program: Program, name: str) -> str:
     return "\n".join(lines)
 
 
-def write_compiled(out: Path, artifact: ProgramArtifact, *, traces: Iterable[Trace] = ()) -> Path:
-    """Write program.json, prompts/ and traces.jsonl into `out`; returns program.json's path."""
+def write_compiled(out: Path, artifact: ProgramArtifact, *, traces: Iterable[Trace] = (),
+                   trials: Sequence[Mapping[str, Any]] = ()) -> Path:
+    """Write program.json, prompts/, traces.jsonl and report.html (from `trials`, as JSON
+    dicts) into `out`; returns program.json's path."""
+    from promptc.artifacts.compile_report import REPORT_NAME, render_report, save_report
+
     out.mkdir(parents=True, exist_ok=True)
     path = artifact.save(out)
     prompts = out / "prompts"
@@ -52,4 +58,5 @@ def write_compiled(out: Path, artifact: ProgramArtifact, *, traces: Iterable[Tra
                 if s.predictor and s.error is None and not s.rejected:
                     fh.write(json.dumps({"step": s.predictor, "inputs": s.inputs, "outputs": s.outputs},
                                         ensure_ascii=False, sort_keys=True) + "\n")
+    save_report(out / REPORT_NAME, render_report(artifact, trials))
     return path

@@ -8,6 +8,7 @@ from promptc.cli.cache_cmds import cache_app
 from promptc.cli.compile import COMPILE_HELP, compile_command
 from promptc.cli.eval import EVAL_HELP, eval_command
 from promptc.cli.export import EXPORT_HELP, export_command
+from promptc.cli.report import REPORT_HELP, report_command
 from promptc.cli.run import RUN_HELP, run_command
 from promptc.cli.spec_cmds import inspect_command, validate_command
 
@@ -23,6 +24,7 @@ app.command("run", help=RUN_HELP)(run_command)
 app.command("eval", help=EVAL_HELP)(eval_command)
 app.command("compile", help=COMPILE_HELP)(compile_command)
 app.command("export", help=EXPORT_HELP)(export_command)
+app.command("report", help=REPORT_HELP)(report_command)
 app.command("validate")(validate_command)
 app.command("inspect")(inspect_command)
 app.add_typer(cache_app, name="cache")

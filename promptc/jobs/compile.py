@@ -45,6 +45,10 @@ class CompileEvents:
     def split(self, n_dev: int, n_total: int) -> None:
         """No dev set was given: `n_dev` of `n_total` training rows were split off."""
 
+    def search(self, ctx: CompileContext) -> None:
+        """The search is set up: `ctx.program` is the original, `ctx.log` will hold the trials
+        (its `planned` and `running` say how far the search is)."""
+
     def resumed(self, trials: list[Trial], log: Path, budget: Budget) -> None:
         """Finished trials read back from `log` (resume)."""
 
@@ -98,7 +102,8 @@ class CompileResult:
         """Write the compile folder (program.json, prompts/, traces.jsonl); program.json's path."""
         from promptc.artifacts.compiled import write_compiled
 
-        return write_compiled(Path(out), self.artifact, traces=self.traces)
+        return write_compiled(Path(out), self.artifact, traces=self.traces,
+                              trials=[t.model_dump(mode="json") for t in self.trials])
 
 
 @dataclass
@@ -218,6 +223,7 @@ def _run(setup: _Setup, out: Path | None, resume: bool, events: CompileEvents) -
     ctx.log = TrialLog(out / "trials.jsonl" if out is not None else None, resume=resume,
                        on_trial=lambda t: events.trial(t, ctx.budget))
     resumed = set(ctx.log.trials)
+    events.search(ctx)
     if ctx.log.resumed and out is not None:
         events.resumed(sorted(ctx.log.trials.values(), key=lambda t: t.index), out / "trials.jsonl", ctx.budget)
     events.started(source.program.name, setup.name, len(ctx.trainset), len(ctx.devset), ctx.seed)
@@ -260,7 +266,9 @@ def _result(setup: _Setup, best_program: Any, out: Path | None, resumed: set[int
         base_dir=str(spec.path.resolve().parent) if spec and spec.path else None, embedder=source.embedder,
         provenance=provenance(setup.fingerprint, spec=str(spec.path) if spec and spec.path else None,
                               train=setup.train, dev=setup.dev, trials=trials, best=best, stopped=stopped,
-                              extra=overhead(ctx.budget.spent, trials, resumed)))
+                              extra=overhead(ctx.budget.spent, trials, resumed),
+                              models={k: c.model for k, c in source.lm_configs.items()},
+                              original={k: p.instructions for k, p in ctx.program.state().items()}))
     # The compiled program runs on the caller's LMs, not on the compile's budget.
     compiled = LoadedProgram(source.program.with_state(best_program.state()), source.runtime,
                              source.lm_configs, source.spec, list(artifact.metric) or None, source.label,

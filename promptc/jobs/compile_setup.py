@@ -65,8 +65,11 @@ def overhead(spent: Usage, trials: list[Trial], resumed: set[int]) -> Usage:
 
 
 def provenance(fp: dict[str, Any], *, spec: str | None, train: RowSource, dev: RowSource | None, trials: list[Trial],
-               best: Trial | None, stopped: str | None, extra: Usage | None = None) -> dict[str, Any]:
-    """Where a compiled program came from (no timestamps: a rerun gives the same file)."""
+               best: Trial | None, stopped: str | None, extra: Usage | None = None,
+               models: dict[str, str] | None = None, original: dict[str, str] | None = None) -> dict[str, Any]:
+    """Where a compiled program came from (no timestamps: a rerun gives the same file; each
+    trial in trials.jsonl says when it finished). `original`: each predictor's instructions
+    before the compile, which the compile report diffs against."""
     usage = extra.model_copy() if extra is not None else Usage()
     for t in trials:
         usage.add(t.usage)
@@ -80,6 +83,7 @@ def provenance(fp: dict[str, Any], *, spec: str | None, train: RowSource, dev: R
         "dev_score_before": before, "dev_score_after": best.score if best else None,
         "best_trial": best.index if best else None, "trials": len(trials),
         "usage": usage.model_dump(), "stopped_early": stopped,
+        "models": dict(models or {}), "original_instructions": dict(original or {}),
     }
 
 

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +46,21 @@ class Trial(BaseModel):
     state: dict[str, PredictorState] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
+    # Optional, so trial files written before they existed still resume:
+    overhead: Usage = Field(default_factory=Usage, description="spent since the previous trial, outside any "
+                            "trial (proposals, reflections, rollouts)")
+    finished_at: str | None = Field(default=None, description="UTC time it was logged (ISO 8601)")
+
+
+@dataclass
+class RunningTrial:
+    """The candidate being built or scored now (for a live view); `state` once it is built."""
+
+    index: int
+    kind: str
+    description: str
+    started: float
+    state: dict[str, PredictorState] | None = None
 
 
 class TrialLog:
@@ -55,6 +71,9 @@ class TrialLog:
         self.path = path
         self.on_trial = on_trial
         self.trials: dict[int, Trial] = {}
+        self.planned: int | None = None  # trials the optimizer means to log (None: not known)
+        self.running: RunningTrial | None = None
+        self.mark = Usage()  # the compile's spend when the last trial was logged (this session)
         if path is not None and path.exists():
             if resume:
                 from promptc.runner.jsonl import repair_tail
@@ -79,6 +98,7 @@ class TrialLog:
 
     def record(self, trial: Trial) -> None:
         self.trials[trial.index] = trial
+        self.running = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as fh:
@@ -113,6 +133,10 @@ class CompileContext:
     budget: Budget = field(default_factory=Budget)  # its `spent` is what every LM call cost
     traces: list[Trace] = field(default_factory=list)  # successful teacher runs (for finetune export)
 
+    def plan_trials(self, n: int | None) -> None:
+        """Announce how many trials this compile will log (progress bars, ETA); None: not known."""
+        self.log.planned = n
+
     async def score(self, program: Program, examples: Sequence[Example] | None = None) -> tuple[float, list[float]]:
         """Mean primary-metric score of `program` on `examples` (default: the dev set)."""
         return await score_program(program, self.devset if examples is None else examples, self.metric,
@@ -134,17 +158,21 @@ class CompileContext:
             return done
         start = time.monotonic()
         before = self.budget.spent.model_copy()
+        self.log.running = RunningTrial(index, kind, description, start)
         program = await build()
+        self.log.running.state = program.state()
         each = (await score_each(program, self.devset if examples is None else examples, self.metric,
                                  concurrency=self.concurrency)) if scored else []
         scores = [x for x in each if x is not None]
         mean = _mean(scores) if scored else None
         spent = self.budget.spent
-        usage = Usage(**{name: getattr(spent, name) - getattr(before, name) for name in Usage.model_fields})
         trial = Trial(index=index, kind=kind, description=description, params=params or {},
                       score=mean, n=len(scores), full_eval=scored and examples is None,
                       instance_scores=each if per_example else [], state=program.state(),
-                      usage=usage, seconds=time.monotonic() - start)
+                      usage=_minus(spent, before), seconds=time.monotonic() - start,
+                      overhead=_minus(before, self.log.mark),
+                      finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.log.mark = spent.model_copy()
         self.log.record(trial)
         return trial
 
@@ -171,6 +199,10 @@ async def score_program(program: Program, examples: Sequence[Example], metric: N
     each = await score_each(program, examples, metric, concurrency=concurrency)
     ordered = [x for x in each if x is not None]
     return _mean(ordered), ordered
+
+
+def _minus(a: Usage, b: Usage) -> Usage:
+    return Usage(**{name: max(0, getattr(a, name) - getattr(b, name)) for name in Usage.model_fields})
 
 
 def _mean(scores: Sequence[float]) -> float:

@@ -99,6 +99,7 @@ class RandomSearch:
 
     async def compile(self, ctx: CompileContext) -> Program:
         s = self.settings
+        ctx.plan_trials(s.num_candidates + 3)
         # BudgetExhausted propagates: `compile` keeps the best trial logged so far.
         await ctx.trial(0, "zero_shot", ready(ctx.program), description="the spec as written")
         labeled = labeled_state(ctx.program, random.Random(ctx.seed).sample(
@@ -130,6 +131,7 @@ async def _one_candidate(ctx: CompileContext, score_dev: bool, kind: str,
                          params: dict[str, Any]) -> Program:
     """Trial 0 the spec as written and trial 1 the candidate, both scored on dev when
     `score_dev`; else the candidate alone, built and logged unscored."""
+    ctx.plan_trials(2 if score_dev else 1)
     if not score_dev:
         built = await ctx.trial(1, kind, build, description=description, params=params, scored=False)
         return ctx.program.with_state(built.state)

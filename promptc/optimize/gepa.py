@@ -128,6 +128,7 @@ class GEPA:
         """The best candidate on the validation rows. BudgetExhausted propagates: the compile
         job keeps the best validation trial logged so far and reports the stop."""
         plan = self.plan(ctx)
+        ctx.plan_trials(None)  # how many children are kept is not known in advance
         rows = sorted(random.Random(f"gepa-val-{ctx.seed}").sample(range(len(ctx.devset)), plan.val_size))
         search = _Search(ctx=dataclasses.replace(ctx, devset=[ctx.devset[i] for i in rows]), plan=plan)
         seed = await search.ctx.trial(0, "gepa_seed", ready(ctx.program), per_example=True,

@@ -66,6 +66,7 @@ class KNNFewShot:
 
     async def compile(self, ctx: CompileContext) -> Program:
         s = self.settings
+        ctx.plan_trials(2 if s.score_dev else 1)
         embedder = self._embedder(ctx)
         params: dict[str, Any] = {**s.model_dump(), "similarity": "embedding" if embedder else "lexical"}
         stopped: list[str] = []

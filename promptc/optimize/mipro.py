@@ -132,6 +132,8 @@ class MIPRO:
         """The best fully evaluated program. BudgetExhausted propagates: the compile job keeps
         the best trial so far and reports the stop."""
         plan = self.plan(ctx)
+        finalists = min(plan.finalists, plan.num_trials) if plan.minibatch_size < len(ctx.devset) else 0
+        ctx.plan_trials(1 + plan.num_trials + finalists)
         await ctx.trial(0, "zero_shot", ready(ctx.program), description="the spec as written")
         if plan.num_trials > 0:
             space = await self.search_space(ctx, plan)

@@ -72,6 +72,8 @@ class ReflectiveBootstrap:
 
     async def compile(self, ctx: CompileContext) -> Program:
         s, program = self.settings, ctx.program
+        confirm = min(2, s.instructions + 1) if s.confirm_rows and s.instructions else 0
+        ctx.plan_trials(2 + (s.instructions + 1) * s.demo_sets + confirm)  # pool, grid, confirm, chosen
         rng = random.Random(f"reflective-{ctx.seed}")
         rows = rng.sample(range(len(ctx.trainset)), min(s.rollouts, len(ctx.trainset)))
         runs = await rollouts(program, ctx.trainset, rows, ctx.metric, concurrency=ctx.concurrency)
