@@ -6,7 +6,8 @@
 Writes N rows (`question`, `id`) in each format into a temporary folder (streamed, so
 making the data stays flat too), then times `promptc run` on each with the built-in
 offline LM and no cache (nothing but promptc itself is measured), each in its own
-process. Peak RSS is the child's own `ru_maxrss` (os.wait4), not the machine's.
+process. Peak RSS is the child's own high-water mark (VmHWM of /proc/self/status, read
+as it exits): `ru_maxrss` would also count the parent's pages at fork time.
 Prints one row per format and the ratio of each to JSONL. Needs the `tables` extra.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -64,19 +66,31 @@ def write_data(folder: Path, n: int, formats: list[str]) -> dict[str, Path]:
     return paths
 
 
+# `promptc ARGS`, reporting the process's peak RSS on stderr as it exits.
+CHILD = """
+import atexit, re, sys
+def peak():
+    status = open("/proc/self/status").read()
+    sys.stderr.write("VmHWM_KB " + re.search(r"VmHWM:\\s+(\\d+)", status).group(1) + "\\n")
+atexit.register(peak)
+sys.argv = ["promptc", *sys.argv[1:]]
+from promptc.cli.app import main
+main()
+"""
+
+
 def run_one(spec: Path, data: Path, out: Path, concurrency: int) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MB, exit code) of one `promptc run` in its own process."""
-    args = [sys.executable, "-m", "promptc", "run", str(spec), "-i", str(data), "-o", str(out),
+    args = [sys.executable, "-c", CHILD, "run", str(spec), "-i", str(data), "-o", str(out),
             "--no-cache", "--concurrency", str(concurrency)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0 and proc.stderr is not None:
-        sys.stderr.write(proc.stderr.read().decode("utf-8", "replace")[-2000:])
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    peak = re.search(r"VmHWM_KB (\d+)", done.stderr)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-2000:])
+    return wall, int(peak.group(1)) / 1024 if peak else float("nan"), done.returncode
 
 
 def main() -> int:
