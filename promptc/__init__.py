@@ -30,6 +30,7 @@ _EXPORTS = {
     "EvalResult": "promptc.jobs.evaluate",
     "run": "promptc.jobs.run",
     "RunResult": "promptc.jobs.run",
+    "DataFile": "promptc.runner.source",
     "Runtime": "promptc.runtime",
     "CachedLM": "promptc.lm.layers",
     "BudgetedLM": "promptc.lm.budget",

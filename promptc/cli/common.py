@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar, overload
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from promptc.lm.base import Usage
+    from promptc.runner.source import DataFile
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +32,10 @@ ProgramOpt = Annotated[Path | None, typer.Option(
 CacheDirOpt = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Cache folder (env: PROMPTC_CACHE_DIR; default ~/.cache/promptc).")]
 
+ColumnOpt = Annotated[list[str] | None, typer.Option(
+    "--column", help="FIELD=COLUMN: read input or gold field FIELD from data column COLUMN (repeatable).",
+    show_default=False)]
+
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
 
@@ -38,6 +43,23 @@ stdout = Console(highlight=False, soft_wrap=True)
 def cache_path(cache_dir: Path | None) -> Path | None:
     """The cache file for a `--cache-dir`, or None for the default location."""
     return cache_dir / "cache.sqlite" if cache_dir else None
+
+
+@overload
+def data_file(path: Path, columns: list[str] | None) -> Path | DataFile: ...
+@overload
+def data_file(path: None, columns: list[str] | None) -> None: ...
+@overload
+def data_file(path: Path | None, columns: list[str] | None) -> Path | DataFile | None: ...
+
+
+def data_file(path: Path | None, columns: list[str] | None) -> Path | DataFile | None:
+    """A data flag as the jobs take it: the path, or a DataFile when --column maps fields."""
+    from promptc.runner.source import DataFile, parse_columns
+
+    if path is None or not columns:
+        return path
+    return DataFile(path, parse_columns(columns))
 
 
 def interactive() -> bool:

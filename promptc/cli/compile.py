@@ -10,9 +10,11 @@ import typer
 from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
+    ColumnOpt,
     ModelOpt,
     NoCacheOpt,
     SpecArg,
+    data_file,
     handle_errors,
     stderr,
     stdout,
@@ -47,8 +49,9 @@ Examples:
 @handle_errors
 def compile_command(
     spec: SpecArg,
-    train: Annotated[Path | None, typer.Option("--train", help="Labelled JSONL (default: the spec's data.train).")] = None,
-    dev: Annotated[Path | None, typer.Option("--dev", help="Labelled JSONL that scores candidates.")] = None,
+    train: Annotated[Path | None, typer.Option("--train", help="Labelled .jsonl, .csv or .parquet (default: the spec's data.train).")] = None,
+    dev: Annotated[Path | None, typer.Option("--dev", help="Labelled data that scores candidates.")] = None,
+    column: ColumnOpt = None,
     optimizer: Annotated[str | None, typer.Option("--optimizer", help="Overrides the spec's optimizer.name.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default build/NAME/).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits, shuffles and searches.")] = 0,
@@ -71,9 +74,9 @@ def compile_command(
     with load_source(spec, None, options) as source:
         assert source.spec is not None
         if dry_run:
-            _print_plan(plan_compile(source, train, dev, optimizer=optimizer, seed=seed, events=TrialView()))
+            _print_plan(plan_compile(source, data_file(train, column), data_file(dev, column), optimizer=optimizer, seed=seed, events=TrialView()))
             return
-        result = compile(source, train, dev, optimizer=optimizer, out=out or Path("build") / source.spec.document.name,
+        result = compile(source, data_file(train, column), data_file(dev, column), optimizer=optimizer, out=out or Path("build") / source.spec.document.name,
                          seed=seed, max_calls=max_calls, max_cost=max_cost, resume=resume, events=TrialView())
     if result.stopped:
         stderr.print(f"[yellow]stopped early[/]: {result.stopped}; wrote the best of {len(result.trials)} trial(s)")

@@ -14,7 +14,7 @@ from promptc.errors import InputError
 from promptc.jobs.compile_setup import placeholder_inputs
 from promptc.lm.base import LMRequest, Message
 from promptc.runner.job import RunJob, check_row
-from promptc.runner.jsonl import iter_lines, source_label
+from promptc.runner.source import iter_lines, source_label
 
 COMPLETION_GUESS = 150  # tokens per call when the spec sets no max_tokens
 

@@ -10,9 +10,11 @@ import typer
 from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
+    ColumnOpt,
     ModelOpt,
     NoCacheOpt,
     ProgramOpt,
+    data_file,
     handle_errors,
     stderr,
 )
@@ -40,8 +42,9 @@ Examples:
 @handle_errors
 def eval_command(
     spec: OptionalSpecArg = None,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled JSONL (default: the spec's data.dev).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled .jsonl, .csv or .parquet ('-': JSONL on stdin; default: the spec's data.dev).")] = None,
     program: ProgramOpt = None,
+    column: ColumnOpt = None,
     metric: Annotated[list[str] | None, typer.Option(
         "--metric", help="Metric type or python:MODULE:FUNC (repeatable); replaces the spec's metrics.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Per-example results JSONL.")] = None,
@@ -77,7 +80,7 @@ def eval_command(
     options = lm_options(model=model, base_url=base_url, concurrency=concurrency, cache=not no_cache,
                          cache_dir=cache_dir, offline=offline)
     with load_source(spec, program, options) as source, BatchProgress("eval") as progress:
-        result = evaluate(source, data, metrics=metric, output=output, resume=resume, overwrite=overwrite,
+        result = evaluate(source, data_file(data, column), metrics=metric, output=output, resume=resume, overwrite=overwrite,
                           limit=limit, on_error=on_error.value, threshold=threshold, baseline=baseline,
                           max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate,
                           reports=report or [], junit=junit, on_start=progress.start,

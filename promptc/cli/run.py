@@ -11,9 +11,11 @@ import typer
 from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
+    ColumnOpt,
     ModelOpt,
     NoCacheOpt,
     ProgramOpt,
+    data_file,
     handle_errors,
     stderr,
     stdout,
@@ -26,10 +28,13 @@ if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.program import LoadedProgram
     from promptc.jobs.run import RunPlan, RunResult
+    from promptc.runner.source import DataFile
 
-RUN_HELP = """Run a spec's program over every row of a JSONL file.
+RUN_HELP = """Run a spec's program over every row of a JSONL, CSV or Parquet file.
 
-Each input line is a JSON object holding the program's input fields. Each output line holds `_row` (the input line number), the input's fields, the outputs, `_usage` and `_error` (null unless the row failed). An input field with the same name as an output is kept under `_input`.
+Each input line is a JSON object holding the program's input fields (CSV and Parquet: a row whose columns are named like the fields; --column FIELD=COLUMN maps others; `-i -` reads JSONL from stdin). Each output line holds `_row` (the input line number), the input's fields, the outputs, `_usage` and `_error` (null unless the row failed). An input field with the same name as an output is kept under `_input`.
+
+Output: JSONL, or Parquet when OUTPUT ends in .parquet (rows go to OUTPUT.jsonl as they finish, and become the Parquet file when the run ends).
 
 Order: rows are written in input order. After --resume, rows finished in this run follow the rows already in the file; sort by `_row` for input order.
 
@@ -59,10 +64,12 @@ class OnError(str, Enum):
 @handle_errors
 def run_command(
     spec: OptionalSpecArg = None,
-    input: Annotated[Path, typer.Option("--input", "-i", help="Input JSONL file.", show_default=False)] = ...,  # type: ignore[assignment]
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL file (appended).",
+    input: Annotated[Path, typer.Option("--input", "-i", help="Input file: .jsonl, .csv or .parquet ('-': JSONL on stdin).",
+                                        show_default=False)] = ...,  # type: ignore[assignment]
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .jsonl (appended) or .parquet file.",
                                          show_default=False)] = ...,  # type: ignore[assignment]
     program: ProgramOpt = None,
+    column: ColumnOpt = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=4096,
                                                     help="Rows in flight (default: the spec's lm.concurrency).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Complete an existing output file.")] = False,
@@ -89,23 +96,25 @@ def run_command(
                          timeout=timeout, cache=not no_cache, cache_dir=cache_dir)
     with load_source(spec, program, options) as source:
         if dry_run:
-            _dry_run(source, input, output, limit, resume, overwrite)
+            _dry_run(source, data_file(input, column), output, limit, resume, overwrite)
         with BatchProgress("run") as progress:
-            result = run(source, input, output, resume=resume, overwrite=overwrite, limit=limit,
+            result = run(source, data_file(input, column), output, resume=resume, overwrite=overwrite, limit=limit,
                          on_error=on_error.value, rejects=rejects, on_start=lambda plan: _started(plan, progress),
                          on_update=progress.update)
     _report(result, progress)
 
 
-def _dry_run(source: LoadedProgram, input: Path, output: Path, limit: int | None, resume: bool,
+def _dry_run(source: LoadedProgram, input: Path | DataFile | None, output: Path, limit: int | None, resume: bool,
              overwrite: bool) -> None:
     from promptc.cli.dry_run import print_dry_run
     from promptc.errors import UsageError
+    from promptc.jobs.data import as_source
     from promptc.runner.job import RunJob
 
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; pick one")
-    print_dry_run(RunJob(program=source.program, input=input, output=output, limit=limit))
+    assert input is not None
+    print_dry_run(RunJob(program=source.program, input=as_source(input), output=output, limit=limit))
     raise typer.Exit(EXIT_OK)
 
 

@@ -21,7 +21,8 @@ from promptc.lm.base import Usage
 from promptc.metrics.config import NamedMetric
 from promptc.runner.batch import BatchStats, RowResult, execute
 from promptc.runner.job import RunJob, scan_input
-from promptc.runner.jsonl import JsonlAppender, RowSource
+from promptc.runner.jsonl import JsonlAppender
+from promptc.runner.source import RowSource
 
 
 @dataclass

@@ -27,7 +27,7 @@ from promptc.jobs.metrics import MetricLike
 from promptc.jobs.program import LoadedProgram, ProgramLike, as_loaded
 from promptc.lm.base import Usage
 from promptc.lm.budget import Budget, budgeted
-from promptc.runner.jsonl import RowSource
+from promptc.runner.source import RowSource
 
 # Without an `optimizer:` block: the best held-out accuracy per compile call measured on the
 # benchmark LM (README, "Choosing an optimizer").

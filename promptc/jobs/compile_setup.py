@@ -16,7 +16,7 @@ from promptc.jobs.data import DEV_FRACTION, sha256
 from promptc.lm.base import LMRequest, Usage
 from promptc.optimize.base import Trial
 from promptc.optimize.bootstrap import labeled_state
-from promptc.runner.jsonl import RowSource, source_label
+from promptc.runner.source import RowSource, source_label
 
 
 def placeholder_inputs(program: Program, index: int, inputs: Mapping[str, Any]) -> dict[str, Any]:

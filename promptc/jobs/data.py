@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import os
 import random
+import shutil
+import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,17 +18,41 @@ from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.errors import InputError, UsageError
 from promptc.runner.job import MAX_REPORTED, check_row
-from promptc.runner.jsonl import RowSource, iter_lines, source_label
+from promptc.runner.source import DataFile, RowSource, iter_lines, source_label, source_path
 
 DEV_FRACTION = 0.3
 
-# Data as a caller gives it: a JSONL path, or rows (dicts or Examples).
-DataLike = str | Path | Sequence[Mapping[str, Any]]
+# Data as a caller gives it: a file (JSONL, CSV, Parquet; "-" for JSONL on stdin), a
+# DataFile with a column mapping, or rows (dicts or Examples).
+DataLike = str | Path | DataFile | Sequence[Mapping[str, Any]]
+STDIN = "-"
+_spooled: dict[str, Path] = {}
 
 
 def as_source(data: DataLike) -> RowSource:
-    """A path stays a file to stream; rows stay in memory."""
-    return Path(data) if isinstance(data, (str, Path)) else data
+    """A path stays a file to stream; rows stay in memory; stdin is spooled to a file."""
+    if isinstance(data, DataFile):
+        if str(data.path) == STDIN:
+            return DataFile(stdin_file(), data.columns, label="<stdin>")
+        return data
+    if isinstance(data, (str, Path)):
+        return DataFile(stdin_file(), label="<stdin>") if str(data) == STDIN else Path(data)
+    return data
+
+
+def stdin_file() -> Path:
+    """Standard input copied to a temporary file, once per process.
+
+    A job reads its input twice (validation, then the run), and stdin can be read only
+    once; the copy streams, so memory stays flat. It is removed when the process exits.
+    """
+    if STDIN not in _spooled:
+        fd, name = tempfile.mkstemp(prefix="promptc-stdin-", suffix=".jsonl")
+        with os.fdopen(fd, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+        atexit.register(os.unlink, name)
+        _spooled[STDIN] = Path(name)
+    return _spooled[STDIN]
 
 
 def load_examples(data: DataLike, program: Program) -> list[Example]:
@@ -63,11 +92,14 @@ def sha256(data: RowSource | None) -> str | None:
     if data is None:
         return None
     digest = hashlib.sha256()
-    if isinstance(data, Path):
-        with open(data, "rb") as fh:
+    path = source_path(data)
+    if path is not None:
+        with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
-    else:
+        if isinstance(data, DataFile) and data.columns:  # another mapping is other data
+            digest.update(json.dumps(dict(data.columns), sort_keys=True).encode("utf-8"))
+    elif not isinstance(data, (Path, DataFile)):
         for row in data:
             digest.update(json.dumps(dict(row), sort_keys=True, default=str).encode("utf-8") + b"\n")
     return digest.hexdigest()

@@ -14,7 +14,7 @@ from promptc.jobs.data import DataLike, as_source
 from promptc.jobs.metrics import MetricLike
 from promptc.jobs.program import LoadedProgram, ProgramLike, as_loaded
 from promptc.runner.batch import BatchStats
-from promptc.runner.jsonl import source_label
+from promptc.runner.source import source_label
 
 
 class EvalResult(BaseModel):

@@ -19,7 +19,8 @@ from promptc.metrics.config import (
     parse_metric,
 )
 from promptc.metrics.judge import JudgeRunner
-from promptc.runner.jsonl import RowSource, iter_jsonl
+from promptc.runner.jsonl import iter_jsonl
+from promptc.runner.source import RowSource
 
 # A metric as a caller names it: "exact_match", "python:mod:fn", a config dict or a MetricConfig.
 MetricLike = str | Mapping[str, Any] | MetricConfig

@@ -19,7 +19,9 @@ from typing import Any, Literal
 from promptc.core.program import Program
 from promptc.errors import InputError, UsageError
 from promptc.runner.batch import BatchStats, RowResult, WorkItem, execute
-from promptc.runner.jsonl import JsonlAppender, RowSource, iter_lines, repair_tail, source_label
+from promptc.runner.jsonl import JsonlAppender, repair_tail
+from promptc.runner.source import RowSource, iter_lines, source_label, source_path
+from promptc.runner.tables import is_parquet, journal_of, journal_to_parquet, parquet_to_journal
 
 MAX_REPORTED = 20
 
@@ -149,19 +151,29 @@ class RunJob:
 
     def prepare(self) -> tuple[InputScan, set[int]]:
         """Validate input and output files; no LM call happens here."""
-        if isinstance(self.input, Path) and self.input.resolve() == self.output.resolve():
+        path = source_path(self.input)
+        if path is not None and path.resolve() == self.output.resolve():
             raise UsageError("--output must differ from --input")
         scan = scan_input(self.input, self.program, self.limit)
         if scan.invalid and self.on_error == "fail":
             raise scan.error(self.input)
-        if self.output.exists() and self.output.stat().st_size > 0 and not (self.resume or self.overwrite):
-            raise UsageError(f"{self.output} already exists: pass --resume to complete it, "
+        existing = [p for p in {self.output, self.journal} if p.exists() and p.stat().st_size > 0]
+        if existing and not (self.resume or self.overwrite):
+            raise UsageError(f"{existing[0]} already exists: pass --resume to complete it, "
                              "or --overwrite to start again")
-        if self.overwrite and self.output.exists():
-            self.output.unlink()
-        done = (prepare_resume(self.output, row_key=self.row_key, error_key=self.error_key, keep=self.keep)
+        if self.overwrite:
+            for p in {self.output, self.journal}:
+                p.unlink(missing_ok=True)
+        if self.resume and self.journal != self.output and self.output.exists() and not self.journal.exists():
+            parquet_to_journal(self.output, self.journal)  # a finished Parquet output, to go on from
+        done = (prepare_resume(self.journal, row_key=self.row_key, error_key=self.error_key, keep=self.keep)
                 if self.resume else set())
         return scan, done
+
+    @property
+    def journal(self) -> Path:
+        """Where rows are appended: the output itself, or the JSONL journal of a Parquet output."""
+        return journal_of(self.output) if is_parquet(self.output) else self.output
 
     def items(self, done: set[int], rejects: JsonlAppender | None) -> Iterator[WorkItem]:
         seen = 0
@@ -188,10 +200,12 @@ class RunJob:
             rejects = JsonlAppender(self.rejects_path)
         stats = BatchStats(total=total)
         try:
-            with JsonlAppender(self.output) as out:
+            with JsonlAppender(self.journal) as out:
                 await execute(self.program, self.items(done, rejects),
                               lambda r: out.write(output_record(r)),
                               concurrency=self.concurrency, stats=stats, on_update=on_update)
+            if self.journal != self.output:
+                journal_to_parquet(self.journal, self.output)
         finally:
             if rejects is not None:
                 rejects.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -25,27 +25,6 @@ class Line:
     value: dict[str, Any] | None
     error: str | None = None
     raw: str = ""
-
-
-# What a job reads rows from: a JSONL file, or rows already in memory (the Python API).
-RowSource = Path | Sequence[Mapping[str, Any]]
-
-
-def source_label(source: RowSource) -> str:
-    """How messages name a row source: the file, or `rows` for in-memory rows."""
-    return str(source) if isinstance(source, Path) else "rows"
-
-
-def iter_lines(source: RowSource) -> Iterator[Line]:
-    """Like `iter_jsonl`, for a file or in-memory rows (numbered from 1)."""
-    if isinstance(source, Path):
-        yield from iter_jsonl(source)
-        return
-    for number, row in enumerate(source, 1):
-        if isinstance(row, Mapping):
-            yield Line(number, dict(row), None, "")
-        else:
-            yield Line(number, None, f"expected a mapping, got {type(row).__name__}", repr(row))
 
 
 def iter_jsonl(path: Path) -> Iterator[Line]:
