@@ -10,6 +10,7 @@ from promptc.cli.eval import EVAL_HELP, eval_command
 from promptc.cli.export import EXPORT_HELP, export_command
 from promptc.cli.run import RUN_HELP, run_command
 from promptc.cli.spec_cmds import inspect_command, validate_command
+from promptc.cli.trace_cmd import TRACE_HELP, trace_command
 
 app = typer.Typer(
     name="promptc",
@@ -23,6 +24,7 @@ app.command("run", help=RUN_HELP)(run_command)
 app.command("eval", help=EVAL_HELP)(eval_command)
 app.command("compile", help=COMPILE_HELP)(compile_command)
 app.command("export", help=EXPORT_HELP)(export_command)
+app.command("trace", help=TRACE_HELP)(trace_command)
 app.command("validate")(validate_command)
 app.command("inspect")(inspect_command)
 app.add_typer(cache_app, name="cache")

@@ -31,6 +31,12 @@ ProgramOpt = Annotated[Path | None, typer.Option(
 CacheDirOpt = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Cache folder (env: PROMPTC_CACHE_DIR; default ~/.cache/promptc).")]
 
+OtelEndpointOpt = Annotated[str | None, typer.Option(
+    "--otel-endpoint", help="Export OpenTelemetry traces over OTLP/HTTP to this collector, e.g. "
+    "http://localhost:4318 (env: OTEL_EXPORTER_OTLP_ENDPOINT; needs the `otel` extra).", show_default=False)]
+OtelContentOpt = Annotated[bool, typer.Option(
+    "--otel-content", help="Put prompts and completions in the exported spans (off: they may hold personal data).")]
+
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
 

@@ -13,6 +13,8 @@ from promptc.cli.common import (
     CacheDirOpt,
     ModelOpt,
     NoCacheOpt,
+    OtelContentOpt,
+    OtelEndpointOpt,
     ProgramOpt,
     handle_errors,
     stderr,
@@ -80,17 +82,20 @@ def run_command(
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
+    otel_endpoint: OtelEndpointOpt = None,
+    otel_content: OtelContentOpt = False,
 ) -> None:
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.program import lm_options, load_source
     from promptc.jobs.run import run
+    from promptc.telemetry import endpoint_from, exporting
 
     options = lm_options(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
                          timeout=timeout, cache=not no_cache, cache_dir=cache_dir)
     with load_source(spec, program, options) as source:
         if dry_run:
             _dry_run(source, input, output, limit, resume, overwrite)
-        with BatchProgress("run") as progress:
+        with BatchProgress("run") as progress, exporting(endpoint_from(otel_endpoint), content=otel_content):
             result = run(source, input, output, resume=resume, overwrite=overwrite, limit=limit,
                          on_error=on_error.value, rejects=rejects, on_start=lambda plan: _started(plan, progress),
                          on_update=progress.update)
