@@ -11,6 +11,7 @@ from promptc.cli.export import EXPORT_HELP, export_command
 from promptc.cli.report import REPORT_HELP, report_command
 from promptc.cli.run import RUN_HELP, run_command
 from promptc.cli.spec_cmds import inspect_command, validate_command
+from promptc.cli.trace_cmd import TRACE_HELP, trace_command
 
 app = typer.Typer(
     name="promptc",
@@ -25,6 +26,7 @@ app.command("eval", help=EVAL_HELP)(eval_command)
 app.command("compile", help=COMPILE_HELP)(compile_command)
 app.command("export", help=EXPORT_HELP)(export_command)
 app.command("report", help=REPORT_HELP)(report_command)
+app.command("trace", help=TRACE_HELP)(trace_command)
 app.command("validate")(validate_command)
 app.command("inspect")(inspect_command)
 app.add_typer(cache_app, name="cache")

@@ -35,6 +35,11 @@ CacheDirOpt = Annotated[Path | None, typer.Option(
 ColumnOpt = Annotated[list[str] | None, typer.Option(
     "--column", help="FIELD=COLUMN: read input or gold field FIELD from data column COLUMN (repeatable).",
     show_default=False)]
+OtelEndpointOpt = Annotated[str | None, typer.Option(
+    "--otel-endpoint", help="Export OpenTelemetry traces over OTLP/HTTP to this collector, e.g. "
+    "http://localhost:4318 (env: OTEL_EXPORTER_OTLP_ENDPOINT; needs the `otel` extra).", show_default=False)]
+OtelContentOpt = Annotated[bool, typer.Option(
+    "--otel-content", help="Put prompts and completions in the exported spans (off: they may hold personal data).")]
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)

@@ -13,6 +13,8 @@ from promptc.cli.common import (
     ColumnOpt,
     ModelOpt,
     NoCacheOpt,
+    OtelContentOpt,
+    OtelEndpointOpt,
     ProgramOpt,
     data_file,
     handle_errors,
@@ -71,16 +73,21 @@ def eval_command(
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
+    otel_endpoint: OtelEndpointOpt = None,
+    otel_content: OtelContentOpt = False,
 ) -> None:
     from promptc.cli.eval_output import print_files, print_summary
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.evaluate import evaluate
     from promptc.jobs.program import lm_options, load_source
+    from promptc.telemetry import endpoint_from, exporting
 
     options = lm_options(model=model, base_url=base_url, concurrency=concurrency, cache=not no_cache,
                          cache_dir=cache_dir, offline=offline)
-    with load_source(spec, program, options) as source, BatchProgress("eval") as progress:
-        result = evaluate(source, data_file(data, column), metrics=metric, output=output, resume=resume, overwrite=overwrite,
+    with (load_source(spec, program, options) as source, BatchProgress("eval") as progress,
+          exporting(endpoint_from(otel_endpoint), content=otel_content)):
+        result = evaluate(source, data_file(data, column), metrics=metric, output=output, resume=resume,
+                          overwrite=overwrite,
                           limit=limit, on_error=on_error.value, threshold=threshold, baseline=baseline,
                           max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate,
                           reports=report or [], junit=junit, on_start=progress.start,

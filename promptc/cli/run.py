@@ -14,6 +14,8 @@ from promptc.cli.common import (
     ColumnOpt,
     ModelOpt,
     NoCacheOpt,
+    OtelContentOpt,
+    OtelEndpointOpt,
     ProgramOpt,
     data_file,
     handle_errors,
@@ -87,17 +89,20 @@ def run_command(
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
+    otel_endpoint: OtelEndpointOpt = None,
+    otel_content: OtelContentOpt = False,
 ) -> None:
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.program import lm_options, load_source
     from promptc.jobs.run import run
+    from promptc.telemetry import endpoint_from, exporting
 
     options = lm_options(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
                          timeout=timeout, cache=not no_cache, cache_dir=cache_dir)
     with load_source(spec, program, options) as source:
         if dry_run:
             _dry_run(source, data_file(input, column), output, limit, resume, overwrite)
-        with BatchProgress("run") as progress:
+        with BatchProgress("run") as progress, exporting(endpoint_from(otel_endpoint), content=otel_content):
             result = run(source, data_file(input, column), output, resume=resume, overwrite=overwrite, limit=limit,
                          on_error=on_error.value, rejects=rejects, on_start=lambda plan: _started(plan, progress),
                          on_update=progress.update)

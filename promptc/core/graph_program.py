@@ -20,6 +20,7 @@ from promptc.core.ref import INPUT, Ref
 from promptc.core.signature import FieldSpec
 from promptc.errors import FATAL_LM_ERRORS, SpecError, StepFailed
 from promptc.lm.base import LM
+from promptc.lm.spans import span
 
 Values = dict[str, dict[str, Any]]
 
@@ -105,7 +106,8 @@ class GraphProgram(Program):
                        for name, ref in self.bindings(node.name).items()}
         first = len(ctx.trace.steps)
         try:
-            outputs = await node.module.acall(step_inputs, ctx)
+            with span("promptc.step", {"promptc.step": node.name, "promptc.module": node.module.kind}):
+                outputs = await node.module.acall(step_inputs, ctx)
         except FATAL_LM_ERRORS:
             raise  # fatal for the whole run, not for this example
         except Exception as exc:

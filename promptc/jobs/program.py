@@ -39,6 +39,7 @@ class LoadedProgram:
     label: str = "<program>"
     artifact: Path | None = None  # the program.json (or folder) it was loaded from
     embedder: EmbedderConfig | None = None  # the spec's or artifact's `embedder:`
+    options: LMOptions | None = None  # the overrides it was loaded with (replay needs them)
 
     @property
     def concurrency(self) -> int:
@@ -126,7 +127,7 @@ def load_source(spec: Path | None, artifact: Path | None, options: LMOptions) ->
                 loaded.runtime.close()
                 raise
         return LoadedProgram(program, loaded.runtime, loaded.lm_configs, loaded, None, str(spec), artifact,
-                             loaded.document.embedder)
+                             loaded.document.embedder, options)
     assert artifact is not None
     return _from_artifact(artifact, options)
 
@@ -151,7 +152,7 @@ def _from_artifact(artifact: Path, options: LMOptions) -> LoadedProgram:
         raise
     runtime.retrievers.update(program.retrievers)  # built from the artifact's copy of the spec
     return LoadedProgram(program, runtime, configs, None, list(art.metric) or None, str(artifact), artifact,
-                         art.embedder)
+                         art.embedder, options)
 
 
 def as_loaded(program: ProgramLike) -> tuple[LoadedProgram, bool]:

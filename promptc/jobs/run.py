@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from promptc.jobs.data import DataLike, as_source
 from promptc.jobs.program import ProgramLike, as_loaded
+from promptc.jobs.provenance import provenance, write_provenance
 from promptc.lm.base import Usage
 from promptc.runner.batch import BatchStats
 from promptc.runner.job import RunJob
@@ -61,6 +62,7 @@ def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: boo
                      rejects=Path(rejects) if rejects is not None else None,
                      concurrency=concurrency or source.concurrency)
         scan, done = job.prepare()
+        write_provenance(job.output, provenance(source))
         plan = RunPlan(valid=scan.valid, invalid=scan.invalid, done=len(done),
                        todo=max(0, scan.valid - len(done)),
                        rejects=job.rejects_path if scan.invalid else None)

@@ -33,6 +33,7 @@ from promptc.core.program import Program
 from promptc.core.trace import Trace
 from promptc.errors import FATAL_LM_ERRORS, OutputError, PromptcError, ServiceError, StepFailed
 from promptc.lm.base import Usage
+from promptc.lm.spans import span
 
 
 @dataclass
@@ -98,6 +99,14 @@ class _Fatal(Exception):
 
 async def run_row(program: Program, item: WorkItem, post: PostHook | None) -> RowResult:
     """One row's result; raises `_Fatal` only for errors that doom the whole batch."""
+    with span("promptc.row", {"promptc.row": item.row, "promptc.program": program.name}) as opened:
+        result = await _run_row(program, item, post)
+        if result.error is not None:
+            opened.set({"error.type": "row_failed", "promptc.error": result.error[:500]})
+    return result
+
+
+async def _run_row(program: Program, item: WorkItem, post: PostHook | None) -> RowResult:
     start = time.monotonic()
     try:
         prediction = await program.acall(item.inputs)

@@ -9,6 +9,7 @@ from typing import Any
 
 from promptc.lm.base import LM, Price
 from promptc.lm.cache import SQLiteCache, default_cache_path
+from promptc.lm.spans import TracedLM
 from promptc.runtime import Runtime
 from promptc.spec.models import EmbedderConfig, LMConfig, SpecDocument
 
@@ -61,8 +62,8 @@ def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], opt
 
     The spec's `embedder:` becomes the runtime's `default` embedder, cached in the same file.
 
-    A remote LM is `CachedLM(OpenAICompatibleLM)` when caching is on (all share one cache
-    file), or the bare client. The cache file is opened once here, so an unreadable one
+    A remote LM is `TracedLM(CachedLM(OpenAICompatibleLM))` when caching is on (all share
+    one cache file), or the traced bare client; spans cost nothing unless a listener is on. The cache file is opened once here, so an unreadable one
     is an error now rather than on the first row, and released until the first call.
     """
     runtime = Runtime(retrievers=retrievers)
@@ -71,7 +72,7 @@ def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], opt
         if cfg.resolved_provider == "offline":
             from promptc.lm.offline import OfflineLM
 
-            runtime.lms[name] = OfflineLM()
+            runtime.lms[name] = TracedLM(OfflineLM(), system="promptc.offline")
             continue
         from promptc.lm.openai_client import OpenAICompatibleLM
 
@@ -93,7 +94,7 @@ def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], opt
             from promptc.lm.layers import OfflineOnlyLM
 
             lm = OfflineOnlyLM(lm)  # `cache: false` under --offline: nothing to replay from
-        runtime.lms[name] = lm
+        runtime.lms[name] = TracedLM(lm, server=cfg.base_url or "https://api.openai.com/v1")
     if embedder is not None:
         runtime.embedders[DEFAULT] = _embedder(embedder, options, runtime)
     return runtime
