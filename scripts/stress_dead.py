@@ -9,6 +9,8 @@ domain). Each runs `python -m promptc run` with the spec's production defaults
 the error line. The goal is exit 3 within 15 s naming the cause and the URL; before
 the circuit breaker, 1,000 rows against a closed port took 35 minutes and exited 1.
 Then the closed port gets a server (promptc.testing) and `--resume` finishes the job.
+Last, a server that dies mid-run: the time from its death to the exit (the breaker
+waits WINDOW seconds of nothing but connection failures once the endpoint has answered).
 Timings include interpreter start-up and the resolver's own delays, and are noisy on
 a shared machine: read them as orders of magnitude.
 """
@@ -68,6 +70,23 @@ def case(name: str, base_url: str, rows: Path, work: Path) -> Path:
     return spec
 
 
+def dies_mid_run(rows: Path, work: Path) -> None:
+    spec, out = work / "dies.yaml", work / "dies.out.jsonl"
+    env = {**os.environ, "STRESS_KEY": KEY, "PYTHONPATH": str(ROOT)}
+    with FakeOpenAIServer(latency=0.02) as srv:
+        spec.write_text(SPEC.format(base_url=srv.base_url))
+        proc = subprocess.Popen([sys.executable, "-m", "promptc", "run", str(spec), "-i", str(rows),
+                                 "-o", str(out)], stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        while not out.exists() or out.read_bytes().count(b"\n") < 100:
+            time.sleep(0.01)
+    died = time.monotonic()
+    _, stderr = proc.communicate()
+    seconds = time.monotonic() - died
+    kept = out.read_bytes().count(b"\n")
+    error = next((line for line in stderr.splitlines() if line.startswith("error:")), "")
+    print(f"{'dies mid-run':<18} {seconds:6.1f} s  exit {proc.returncode}  {kept} row(s) kept  {error}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1000)
@@ -85,6 +104,7 @@ def main() -> None:
             seconds, code, _ = promptc_run(spec, rows, work / "closed port.out.jsonl", "--resume")
         done = sum(1 for _ in open(work / "closed port.out.jsonl"))
         print(f"{'resume, server up':<18} {seconds:6.1f} s  exit {code}  {done} row(s) in the output")
+        dies_mid_run(rows, work)
 
 
 if __name__ == "__main__":
