@@ -86,9 +86,11 @@ def _host(error: BaseException) -> object:
 class CircuitBreaker:
     """Connection failures of one client, and the `LMUnreachable` they add up to."""
 
-    def __init__(self, url: str, *, threshold: int = THRESHOLD, window: float = WINDOW,
+    def __init__(self, url: str, *, setting: str = "--base-url, `lm.base_url`",
+                 threshold: int = THRESHOLD, window: float = WINDOW,
                  clock: Callable[[], float] = time.monotonic):
-        self.url, self.threshold, self.window, self.clock = url, threshold, window, clock
+        self.url, self.setting = url, setting  # `setting`: where the user sets the URL
+        self.threshold, self.window, self.clock = threshold, window, clock
         self.answered = False  # has any call ever got a reply?
         self.failures = 0  # connection failures since the last reply
         self.failing_since = 0.0
@@ -127,7 +129,7 @@ class CircuitBreaker:
             history = (f"{self.failures} attempts in a row over "
                        f"{self.clock() - self.failing_since:.0f}s, no reply since")
         return (f"cannot reach {self.url}: {cause.text} ({history}); is the server up, "
-                "and is the URL (--base-url, `lm.base_url`) right?")
+                f"and is the URL ({self.setting}) right?")
 
 
 def _has_status(exc: BaseException) -> bool:

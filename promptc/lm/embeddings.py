@@ -51,7 +51,7 @@ class OpenAIEmbedder:
         self.usage = Usage()  # requests and tokens sent so far
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._breaker = CircuitBreaker(self.cache_namespace)
+        self._breaker = self._new_breaker()
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(model={self.model!r}, base_url={self.base_url!r})"
@@ -82,8 +82,11 @@ class OpenAIEmbedder:
                                   "variable (or `embedder.api_key_env`)")
             self._client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout,
                                               max_retries=0)
-            self._loop, self._breaker = loop, CircuitBreaker(self.cache_namespace)
+            self._loop, self._breaker = loop, self._new_breaker()
         return self._client
+
+    def _new_breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(self.cache_namespace, setting="`embedder.base_url`")
 
     async def _batch(self, texts: list[str]) -> list[Vector]:
         client = self._session()
