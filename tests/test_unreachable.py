@@ -16,7 +16,9 @@ from promptc.lm.base import LMRequest, Message
 from promptc.lm.breaker import CircuitBreaker, transport_cause
 from promptc.lm.embeddings import OpenAIEmbedder
 from promptc.lm.openai_client import OpenAICompatibleLM
-from promptc.testing import FakeOpenAIServer, Fault
+from promptc.retrieve.base import RetrieverError
+from promptc.retrieve.colbert import ColBERTv2Retriever
+from promptc.testing import FakeColBERTServer, FakeOpenAIServer, Fault
 from tests.conftest import TEST_KEY, run_cli
 from tests.test_cli_run import ENV, read_rows, write_rows, write_spec
 
@@ -177,3 +179,21 @@ def test_a_key_echoed_by_the_server_is_never_relayed(tmp_path, fake_server, isol
     for path in [p for p in [*tmp_path.rglob("*"), *isolated_env.rglob("*")] if p.is_file()]:
         data = path.read_bytes()
         assert WRONG_KEY.encode() not in data and TEST_KEY.encode() not in data, path
+
+
+def test_a_key_echoed_by_a_retriever_server_is_never_relayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-colbert-ECHOED-0123456789"
+    monkeypatch.setenv("COLBERT_KEY", secret)
+
+    async def go(retriever: ColBERTv2Retriever) -> None:
+        try:
+            await retriever.search("bananas", 2)
+        finally:
+            await retriever.aclose()
+
+    with FakeColBERTServer(["bananas are yellow"], api_key=secret) as server:
+        server.fail_next(1, status=403, body=f"the key {secret} has no access to this index")
+        retriever = ColBERTv2Retriever(server.url, api_key_env="COLBERT_KEY", max_retries=0)
+        with pytest.raises(RetrieverError, match=r"the key \[redacted\] has no access") as info:
+            asyncio.run(go(retriever))
+    assert secret not in str(info.value)
