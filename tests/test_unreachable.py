@@ -60,6 +60,20 @@ def test_the_real_cause_is_found_under_the_timeout_the_transport_reports():
     assert cause.text == "name not resolved: nonexistent.invalid"
 
 
+def test_https_to_a_plain_http_server_is_a_tls_failure(fake_server):
+    lm = OpenAICompatibleLM("m", base_url=fake_server.base_url.replace("http://", "https://"),
+                            api_key=TEST_KEY, max_retries=6)
+
+    async def go() -> None:
+        try:
+            await asyncio.wait_for(lm.complete(request()), timeout=60)
+        finally:
+            await lm.aclose()
+
+    with pytest.raises(LMUnreachable, match="TLS handshake failed: wrong version number"):
+        asyncio.run(go())
+
+
 def test_a_dropped_connection_is_named_but_does_not_count_as_unreachable(fake_server):
     fake_server.queue([Fault.reset()])
     dropped = asyncio.run(failure_of(fake_server.base_url))

@@ -63,10 +63,16 @@ def transport_cause(exc: BaseException) -> Cause | None:
             return Cause(f"name not resolved: {host}" if host else "name not resolved", True)
         if isinstance(error, ConnectionRefusedError):
             return Cause("connection refused", True)
-        if isinstance(error, ssl.SSLCertVerificationError):
-            return Cause(f"TLS certificate rejected: {error.verify_message or error.reason}", True)
+        if isinstance(error, ssl.CertificateError):
+            # aiohttp's subclass lacks the attributes and holds the ssl module's error.
+            inner = getattr(error, "certificate_error", error)
+            return Cause(f"TLS certificate rejected: {getattr(inner, 'verify_message', None) or inner}",
+                         True)
         if isinstance(error, ssl.SSLError):
-            return Cause(f"TLS handshake failed: {error.reason or error}", True)
+            inner = getattr(error, "os_error", error)  # aiohttp's subclass holds the ssl error
+            reason = getattr(inner, "reason", None)  # e.g. WRONG_VERSION_NUMBER: https to http
+            return Cause(f"TLS handshake failed: {reason.lower().replace('_', ' ') if reason else inner}",
+                         True)
         if isinstance(error, ConnectionResetError):
             return Cause("connection reset by the server", False)
     connector = _connector_error()
