@@ -13,6 +13,7 @@
         └── LMError              the LM endpoint failed (after retries, or fatally)
             ├── LMAuthError      401/403: wrong or missing key
             ├── LMConfigError    400/404: unknown model, bad base URL, bad request
+            ├── LMUnreachable    the endpoint cannot be reached at all (refused, no DNS, TLS)
             ├── OfflineCacheMiss `--offline` and the reply is not in the cache
             └── BudgetExhausted  compile's --max-calls / --max-cost is spent
 
@@ -161,6 +162,11 @@ class LMConfigError(LMError):
     """The request can never succeed as configured (400/404: model, URL, parameters)."""
 
 
+class LMUnreachable(LMError):
+    """The endpoint cannot be reached at all (connection refused, name not resolved, TLS
+    failed) and has not answered for a while: every row would fail the same way."""
+
+
 class OfflineCacheMiss(LMError):
     """Running with `--offline` and a request is not in the cache: nothing may be sent."""
 
@@ -170,4 +176,5 @@ class BudgetExhausted(LMError):
 
 
 # Errors that doom every row of a batch: the batch stops at the first one.
-FATAL_LM_ERRORS: tuple[type[LMError], ...] = (LMAuthError, LMConfigError, OfflineCacheMiss, BudgetExhausted)
+FATAL_LM_ERRORS: tuple[type[LMError], ...] = (LMAuthError, LMConfigError, LMUnreachable, OfflineCacheMiss,
+                                              BudgetExhausted)

@@ -89,7 +89,7 @@ def usage_line(usage: Usage) -> str:
 
 def fail(error: BaseException) -> typer.Exit:
     """Print a PromptcError the way users should see it; return the Exit to raise."""
-    from promptc.errors import EXIT_USAGE, PromptcError
+    from promptc.errors import EXIT_USAGE, LMUnreachable, PromptcError
 
     code = error.exit_code if isinstance(error, PromptcError) else EXIT_USAGE
     message = str(error) or type(error).__name__
@@ -97,6 +97,8 @@ def fail(error: BaseException) -> typer.Exit:
     stderr.print(f"[bold red]error:[/] {escape(first)}", soft_wrap=True)
     if rest:
         stderr.print(escape(rest), soft_wrap=True)
+    if isinstance(error, LMUnreachable):
+        stderr.print("finished work is saved; rerun with --resume once the endpoint answers")
     return typer.Exit(code)
 
 

@@ -19,8 +19,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from promptc.errors import LMAuthError, LMConfigError, LMError
 from promptc.lm.base import LMRequest, LMResponse, Usage
+from promptc.lm.breaker import CircuitBreaker, transport_cause
 from promptc.lm.cache import SQLiteCache
 from promptc.lm.layers import release
+from promptc.lm.redact import redact
 from promptc.lm.retry import is_retryable, status_of
 from promptc.retry import RetriesExhausted, with_retries
 
@@ -49,6 +51,7 @@ class OpenAIEmbedder:
         self.usage = Usage()  # requests and tokens sent so far
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._breaker = self._new_breaker()
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(model={self.model!r}, base_url={self.base_url!r})"
@@ -79,14 +82,24 @@ class OpenAIEmbedder:
                                   "variable (or `embedder.api_key_env`)")
             self._client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout,
                                               max_retries=0)
-            self._loop = loop
+            self._loop, self._breaker = loop, self._new_breaker()
         return self._client
+
+    def _new_breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(self.cache_namespace, setting="`embedder.base_url`")
 
     async def _batch(self, texts: list[str]) -> list[Vector]:
         client = self._session()
 
         async def once() -> Any:
-            return await client.embeddings.create(model=self.model, input=texts)
+            self._breaker.check()
+            try:
+                reply = await client.embeddings.create(model=self.model, input=texts)
+            except Exception as exc:
+                self._breaker.failure(exc)
+                raise
+            self._breaker.success()
+            return reply
 
         try:
             reply, attempts = await with_retries(once, max_retries=self.max_retries, retryable=is_retryable)
@@ -99,15 +112,20 @@ class OpenAIEmbedder:
         return [list(map(float, row.embedding)) for row in rows]
 
     def _error(self, exc: Exception, attempts: int) -> LMError:
+        if isinstance(exc, LMError):
+            return exc
         status = status_of(exc)
         where = self.cache_namespace
+        cause = transport_cause(exc)
+        # The server's text may echo the key it was sent.
+        detail = cause.text if cause is not None else redact(str(exc), os.environ.get(self.api_key_env))
         if status in (401, 403):
             return LMAuthError(f"{where} refused the embedder's credentials (HTTP {status}): check "
                                f"{self.api_key_env}", status=status)
         if status in (400, 404, 422):
             return LMConfigError(f"{where} rejected the embeddings request for model '{self.model}' "
-                                 f"(HTTP {status}): check `embedder:` ({exc})", status=status)
-        return LMError(f"{where} embeddings failed after {attempts} attempt(s): {exc}", status=status,
+                                 f"(HTTP {status}): check `embedder:` ({detail})", status=status)
+        return LMError(f"{where} embeddings failed after {attempts} attempt(s): {detail}", status=status,
                        attempts=attempts, retryable=True)
 
 

@@ -19,7 +19,9 @@ from typing import Any
 
 from promptc.errors import LMAuthError, LMConfigError, LMError
 from promptc.lm.base import LMRequest, LMResponse, Price, Usage
+from promptc.lm.breaker import CircuitBreaker, transport_cause
 from promptc.lm.ratelimit import AdaptiveConcurrency, RateLimiter
+from promptc.lm.redact import redact
 from promptc.lm.retry import is_retryable, status_of
 from promptc.retry import RetriesExhausted, with_retries
 
@@ -32,6 +34,7 @@ class _LoopState:
     client: Any
     concurrency: AdaptiveConcurrency
     limiter: RateLimiter
+    breaker: CircuitBreaker
 
 
 class OpenAICompatibleLM:
@@ -90,6 +93,7 @@ class OpenAICompatibleLM:
                     max_retries=0, http_client=openai.DefaultAioHttpClient(timeout=self.timeout)),
                 concurrency=AdaptiveConcurrency(self.max_concurrency),
                 limiter=RateLimiter(self.rpm, self.tpm),
+                breaker=CircuitBreaker(self.cache_namespace),
             )
         return self._state
 
@@ -119,6 +123,7 @@ class OpenAICompatibleLM:
         async def once() -> dict[str, Any]:
             await state.limiter.acquire(tokens)
             async with state.concurrency:
+                state.breaker.check()  # open: fail now, not after a full retry budget
                 try:
                     # `post` instead of `chat.completions.create`: the same client, transport,
                     # auth and error mapping, without the SDK's per-call TypedDict transform
@@ -128,8 +133,10 @@ class OpenAICompatibleLM:
                 except Exception as exc:
                     if status_of(exc) == 429:
                         state.concurrency.on_rate_limited()
+                    state.breaker.failure(exc)
                     raise
             state.concurrency.on_success()
+            state.breaker.success()
             completion = json.loads(text)
             _check_completion(completion)
             return completion
@@ -156,7 +163,7 @@ class OpenAICompatibleLM:
         if isinstance(exc, LMError):
             return exc
         status = status_of(exc)
-        detail = _detail(exc)
+        detail = redact(_detail(exc), self._api_key, os.environ.get(self.api_key_env))
         where = self.base_url or "the OpenAI API"
         if status in (401, 403):
             return LMAuthError(f"{where} refused the credentials (HTTP {status}): check the key in "
@@ -166,7 +173,11 @@ class OpenAICompatibleLM:
                                  f"--base-url (it usually ends in /v1){detail}", status=status)
         if status in (400, 422):
             return LMConfigError(f"{where} rejected the request (HTTP {status}){detail}", status=status)
-        kind = f"HTTP {status}" if status else type(exc).__name__
+        cause = transport_cause(exc)
+        if cause is not None:  # the transport calls every connection error a timeout
+            kind, detail = cause.text, ""
+        else:
+            kind = f"HTTP {status}" if status else type(exc).__name__
         return LMError(f"{where} failed after {attempts} attempt(s): {kind}{detail}", status=status,
                        attempts=attempts, retryable=True)
 

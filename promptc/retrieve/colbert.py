@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from promptc.errors import UsageError
+from promptc.lm.redact import redact
 from promptc.retrieve.base import (
     BadBody,
     HTTPStatusFailure,
@@ -115,7 +116,8 @@ class ColBERTv2Retriever:
         async with session.get(self.url, params=params, headers=headers) as resp:
             raw = await resp.read()
             if resp.status >= 300:
-                detail = short(raw.decode("utf-8", "replace"))
+                key = headers.get("Authorization", "").removeprefix("Bearer ")
+                detail = redact(short(raw.decode("utf-8", "replace")), key)  # some servers echo it
                 raise HTTPStatusFailure(resp.status, detail,
                                         parse_retry_after(resp.headers.get("Retry-After")))
         try:

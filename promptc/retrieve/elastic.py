@@ -27,6 +27,7 @@ import asyncio
 from typing import Any
 
 from promptc.errors import UsageError
+from promptc.lm.redact import redact
 from promptc.retrieve.base import (
     HTTPStatusFailure,
     LoopBound,
@@ -116,11 +117,12 @@ class ElasticsearchRetriever:
                 index=self.index, query={"match": {self.text_field: query}}, size=k,
                 source_includes=[self.text_field, "title"])
         except es.ApiError as exc:
+            text = redact(str(exc.message), api_key(self.name, self.api_key_env))  # some servers echo it
             status = exc.meta.status
             if status < 400:  # e.g. UnsupportedProductError on a 200: not Elasticsearch
-                raise HTTPStatusFailure(400, f"{type(exc).__name__}: {exc.message}") from None
+                raise HTTPStatusFailure(400, f"{type(exc).__name__}: {text}") from None
             headers = exc.meta.headers or {}
-            raise HTTPStatusFailure(status, short(str(exc.message)),
+            raise HTTPStatusFailure(status, short(text),
                                     parse_retry_after(headers.get("retry-after"))) from None
         return dict(resp.body)
 

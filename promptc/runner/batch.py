@@ -9,10 +9,10 @@ a failed row is a result, not a crash. Every row ends in exactly one of two ways
   `post` raised (`metric failed: ...`). A raising metric is a problem of that example,
   like a reply that could not be parsed, so the batch goes on;
 - **a fatal error** that stops the whole batch: an LM error that dooms every row
-  (`FATAL_LM_ERRORS`: bad credentials, unknown model, budget spent, offline cache miss),
-  raised by the program or by `post`; or a failing sink, raised as `OutputError`. A sink
-  that cannot write (disk full, permissions) would fail for every later row too, and
-  results that cannot be kept are not worth paying for.
+  (`FATAL_LM_ERRORS`: bad credentials, unknown model, an unreachable endpoint, budget
+  spent, offline cache miss), raised by the program or by `post`; or a failing sink,
+  raised as `OutputError`. A sink that cannot write (disk full, permissions) would fail
+  for every later row too, and results that cannot be kept are not worth paying for.
 
 On a fatal error nothing more reaches the sink: the rows it already received stay (they
 are a prefix of the input, in order), every task still running is cancelled and awaited,

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hang-seconds", type=float, default=5.0, help="how long a `hang` fault sleeps")
     p.add_argument("--seed", type=int, default=None, help="seed for the fault RNG")
     p.add_argument("--api-key", default=None, help="answer 401 unless this bearer token is sent")
+    p.add_argument("--echo-key", action="store_true",
+                   help="repeat the key the client sent in the 401 message (some servers do)")
     p.add_argument("--model", action="append", dest="models", help="model id to list (repeatable)")
     return p
 
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         models=args.models or ["fake-model"],
         api_key=args.api_key,
+        echo_key=args.echo_key,
         # A long benchmark would otherwise keep every request body in memory.
         record=False,
     )

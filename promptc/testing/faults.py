@@ -7,7 +7,9 @@ raises for each fault, as checked by tests/test_fake_server.py:
     server_error      openai.InternalServerError (500, 502, 503, ...)
     reset             openai.APIConnectionError; with the aiohttp transport it is the
                       subclass openai.APITimeoutError, because the vendored adapter maps
-                      every aiohttp.ClientConnectionError to httpx2.ConnectTimeout
+                      every aiohttp.ClientConnectionError to httpx2.ConnectTimeout (a closed
+                      port or an unknown host too; promptc.lm.breaker.transport_cause
+                      finds the real cause down the exception chain)
     hang              openai.APITimeoutError once the client's timeout is shorter
     truncated         openai.APIConnectionError (full Content-Length declared, body cut);
                       with `full_length=False` it is a bare json.JSONDecodeError (a

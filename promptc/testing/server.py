@@ -75,7 +75,10 @@ class FakeOpenAIServer(ThreadedServer):
     """An OpenAI-compatible server on 127.0.0.1 with programmable replies and faults.
 
     Attributes may be changed while it runs: `responder`, `latency`, `fault_rate`,
-    `fault_kinds`, `hang_seconds`, `models`, `api_key`.
+    `fault_kinds`, `hang_seconds`, `models`, `api_key`, `echo_key`.
+
+    With `echo_key`, a 401 repeats the key the client sent in its message, as some
+    servers do: what a client relays from the server must not leak it.
     """
 
     thread_name = "fake-openai-server"
@@ -93,6 +96,7 @@ class FakeOpenAIServer(ThreadedServer):
         seed: int | None = None,
         models: Iterable[str] = ("fake-model",),
         api_key: str | None = None,
+        echo_key: bool = False,
         record: bool = True,
     ) -> None:
         super().__init__(host, port)
@@ -104,6 +108,7 @@ class FakeOpenAIServer(ThreadedServer):
         self.rng = random.Random(seed)
         self.models: list[str] = list(models)
         self.api_key = api_key
+        self.echo_key = echo_key
         self.record = record
 
         self._lock = threading.Lock()
@@ -208,7 +213,7 @@ class FakeOpenAIServer(ThreadedServer):
             await self._sleep(self.latency)
 
         if outcome == "auth":
-            return _error(401, "Incorrect API key provided (fake server).")
+            return _error(401, self._auth_message(request))
         if outcome == "bad_request":
             return _error(400, "We could not parse the JSON body of your request (fake server).")
         if outcome == "not_found":
@@ -232,6 +237,12 @@ class FakeOpenAIServer(ThreadedServer):
                 return await self._apply_fault(request, produced)
             reply = produced if isinstance(produced, str) else json.dumps(produced)
         return web.json_response(self._completion(body, reply), headers=self._id_headers())
+
+    def _auth_message(self, request: web.Request) -> str:
+        if not self.echo_key:
+            return "Incorrect API key provided (fake server)."
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return f"Incorrect API key provided: {sent}. Find your key at your dashboard (fake server)."
 
     def _next_scripted(self) -> tuple[Fault | None, str | None]:
         with self._lock:
