@@ -15,6 +15,7 @@ from pathlib import Path
 from promptc.artifacts.program_file import ProgramArtifact
 from promptc.core.program import Program
 from promptc.core.trace import Trace
+from promptc.errors import output_errors
 
 
 def prompt_markdown(program: Program, name: str) -> str:
@@ -36,7 +37,16 @@ def prompt_markdown(program: Program, name: str) -> str:
 
 
 def write_compiled(out: Path, artifact: ProgramArtifact, *, traces: Iterable[Trace] = ()) -> Path:
-    """Write program.json, prompts/ and traces.jsonl into `out`; returns program.json's path."""
+    """Write program.json, prompts/ and traces.jsonl into `out`; returns program.json's path.
+
+    An OSError is an OutputError naming the file; trials.jsonl, written during the
+    compile, stays whole, so `compile --resume` can write the folder again without a rerun.
+    """
+    with output_errors():
+        return _write_compiled(out, artifact, traces)
+
+
+def _write_compiled(out: Path, artifact: ProgramArtifact, traces: Iterable[Trace]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = artifact.save(out)
     prompts = out / "prompts"

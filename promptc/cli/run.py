@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from promptc.cli.common import (
     BaseUrlOpt,
@@ -110,6 +111,8 @@ def _dry_run(source: LoadedProgram, input: Path, output: Path, limit: int | None
 
 
 def _started(plan: RunPlan, progress: BatchProgress) -> None:
+    for note in plan.notes:
+        stderr.print(f"[yellow]note[/]: {escape(note)}")
     if plan.invalid:
         stderr.print(f"[yellow]{plan.invalid} bad input line(s)[/] go to {plan.rejects}")
     if plan.done:
