@@ -143,7 +143,7 @@ class SQLiteCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError.from_os(self.path.parent, exc, doing="create the LM cache folder") from exc
+            raise self._unusable(exc) from exc
         self._conn = self._open()
 
     # -- setup -----------------------------------------------------------------

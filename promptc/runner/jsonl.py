@@ -106,7 +106,7 @@ class JsonlAppender:
 
     def __init__(self, path: Path, *, fsync: bool = False):
         ensure_parent(path)
-        with output_errors(path, "open for writing"):
+        with output_errors(path, "open"):
             self._fh = open(path, "ab", buffering=0)
         self.path = path
         self.rows = 0
