@@ -109,7 +109,6 @@ class JsonlAppender:
         with output_errors(path, "open"):
             self._fh = open(path, "ab", buffering=0)
         self.path = path
-        self.rows = 0
         self._fsync = fsync
         mode = os.fstat(self._fh.fileno())
         self._end: int | None = mode.st_size if stat.S_ISREG(mode.st_mode) else None
@@ -134,7 +133,6 @@ class JsonlAppender:
             raise OutputError.from_os(self.path, exc) from exc
         if self._end is not None:
             self._end += len(line)
-        self.rows += 1
 
     def _rollback(self) -> None:
         """Cut what a failed write left of its line (truncating frees space on a full disk)."""
