@@ -22,6 +22,9 @@ The CLI is the single place that turns these into messages and exit codes.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # Exit codes shared by every command (documented in README and --help).
@@ -132,9 +135,30 @@ class OutputError(PromptcError):
 
     exit_code = EXIT_LM  # an infrastructure failure that stopped the job, like a dead endpoint
 
-    def __init__(self, message: str, *, row: int | None = None):
-        self.row = row
+    def __init__(self, message: str, *, row: int | None = None, path: str | None = None):
+        self.row, self.path = row, path
         super().__init__(message)
+
+    @classmethod
+    def from_os(cls, path: object, exc: BaseException, *, doing: str = "write") -> OutputError:
+        """`cannot write PATH: No space left on device (ENOSPC)`: the path the user named
+        and the OS's own words, never a traceback."""
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        code = errno.errorcode.get(getattr(exc, "errno", None) or -1)
+        error = cls(f"cannot {doing} {path}: {reason}" + (f" ({code})" if code else ""), path=str(path))
+        error.__cause__ = exc
+        return error
+
+
+@contextmanager
+def output_errors(path: object = None, doing: str = "write") -> Iterator[None]:
+    """Turn an OSError raised inside the block into an OutputError naming `path` (by
+    default the file the OS names, for a block that writes several)."""
+    try:
+        yield
+    except OSError as exc:
+        name = path if path is not None else exc.filename or "a file"
+        raise OutputError.from_os(name, exc, doing=doing) from exc
 
 
 class ServiceError(PromptcError):

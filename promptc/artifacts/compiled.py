@@ -17,6 +17,7 @@ from typing import Any
 from promptc.artifacts.program_file import ProgramArtifact
 from promptc.core.program import Program
 from promptc.core.trace import Trace
+from promptc.errors import output_errors
 
 
 def prompt_markdown(program: Program, name: str) -> str:
@@ -40,7 +41,17 @@ def prompt_markdown(program: Program, name: str) -> str:
 def write_compiled(out: Path, artifact: ProgramArtifact, *, traces: Iterable[Trace] = (),
                    trials: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write program.json, prompts/, traces.jsonl and report.html (from `trials`, as JSON
-    dicts) into `out`; returns program.json's path."""
+    dicts) into `out`; returns program.json's path.
+
+    An OSError is an OutputError naming the file; trials.jsonl, written during the
+    compile, stays whole, so `compile --resume` can write the folder again without a rerun.
+    """
+    with output_errors():
+        return _write_compiled(out, artifact, traces, trials)
+
+
+def _write_compiled(out: Path, artifact: ProgramArtifact, traces: Iterable[Trace],
+                    trials: Sequence[Mapping[str, Any]]) -> Path:
     from promptc.artifacts.compile_report import REPORT_NAME, render_report, save_report
 
     out.mkdir(parents=True, exist_ok=True)

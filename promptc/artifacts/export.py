@@ -36,7 +36,7 @@ from promptc.artifacts.export_formats import (
 )
 from promptc.artifacts.program_file import ProgramArtifact
 from promptc.core.adapter import ChatAdapter
-from promptc.errors import InputError, UsageError
+from promptc.errors import InputError, UsageError, output_errors
 
 FORMATS = ("openai-messages", "markdown", "jinja", "finetune-jsonl")
 MANIFEST = "manifest.json"
@@ -67,7 +67,12 @@ def export_report(artifact: ProgramArtifact, fmt: str, out_dir: Path, *,
     writer = _WRITERS.get(fmt)
     if writer is None:
         raise UsageError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    out_dir = Path(out_dir)
+    with output_errors():
+        return _export(artifact, fmt, writer, Path(out_dir), traces)
+
+
+def _export(artifact: ProgramArtifact, fmt: str, writer: Writer, out_dir: Path,
+            traces: Sequence[dict[str, Any]] | None) -> ExportReport:
     out_dir.mkdir(parents=True, exist_ok=True)
     report = ExportReport(fmt=fmt)
     templates = step_templates(artifact)

@@ -9,6 +9,7 @@ and provenance, so a program can be rebuilt from it alone. `compile` writes it;
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -23,7 +24,7 @@ from promptc.core.modules import MODULES
 from promptc.core.program import PredictorState, Program
 from promptc.core.ref import Ref
 from promptc.core.signature import Signature
-from promptc.errors import UsageError
+from promptc.errors import UsageError, output_errors
 from promptc.lm.base import LM, Price
 from promptc.metrics.config import MetricConfig
 from promptc.spec.models import EmbedderConfig, LMConfig
@@ -126,10 +127,15 @@ class ProgramArtifact(BaseModel):
     def save(self, path: Path) -> Path:
         """Write to `path` (a file, or a folder that gets program.json). Atomic."""
         target = path / FILE_NAME if path.suffix != ".json" else path
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        tmp.replace(target)
+        try:
+            with output_errors(target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+                tmp.replace(target)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # what a failed write left
         return target
 
 

@@ -104,7 +104,7 @@ def fail(error: BaseException) -> typer.Exit:
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn promptc's exceptions into a message and its exit code (the CLI's one place for it)."""
-    from promptc.errors import EXIT_INTERRUPTED, PromptcError
+    from promptc.errors import EXIT_INTERRUPTED, OutputError, PromptcError
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -112,6 +112,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except PromptcError as exc:
             raise fail(exc) from None
+        except OSError as exc:  # a file operation no layer above expected to fail: still no traceback
+            raise fail(OutputError.from_os(exc.filename or "a file", exc, doing="access")) from None
         except KeyboardInterrupt:
             stderr.print("[yellow]interrupted[/]: finished work is saved; rerun with --resume to continue")
             raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def print_files(result: EvalResult) -> None:
-    """Where the evaluation's report files went."""
+    """Where the evaluation's report files went (and what resuming repaired)."""
+    for note in result.notes:
+        stderr.print(f"[yellow]note[/]: {escape(note)}")
     for path in result.reports:
         stderr.print(f"report: {path}")
     if result.junit is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from promptc.cli.common import (
     BaseUrlOpt,
@@ -44,7 +45,7 @@ Crash safety: every finished row is appended and flushed at once. After a crash 
 
 Bad input: the whole file is validated before any LM call. By default a bad line (not JSON, not UTF-8, a missing or mistyped input field) stops the run with the line numbers; --on-error skip writes bad lines to a rejects file and runs the rest.
 
-Exit status: 0 every row succeeded; 1 some rows failed (see `_error`); 2 bad spec, input or flags (nothing was sent); 3 the LM endpoint failed for good (bad key, unknown model, unreachable); 130 interrupted.
+Exit status: 0 every row succeeded; 1 some rows failed (see `_error`); 2 bad spec, input or flags (nothing was sent); 3 the LM endpoint failed for good (bad key, unknown model, unreachable), or the output could not be written (disk full, read-only: the rows already written stay; --resume goes on); 130 interrupted.
 
 Examples:
 
@@ -75,7 +76,7 @@ def run_command(
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, max=4096,
                                                     help="Rows in flight (default: the spec's lm.concurrency).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Complete an existing output file.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing output file first.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Empty an existing output file first (a regular file only).")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N input rows.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the first row's prompt and estimate "
                                           "requests and tokens; call nothing.")] = False,
@@ -124,6 +125,8 @@ def _dry_run(source: LoadedProgram, input: Path | DataFile | None, output: Path,
 
 
 def _started(plan: RunPlan, progress: BatchProgress) -> None:
+    for note in plan.notes:
+        stderr.print(f"[yellow]note[/]: {escape(note)}")
     if plan.invalid:
         stderr.print(f"[yellow]{plan.invalid} bad input line(s)[/] go to {plan.rejects}")
     if plan.done:

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from promptc.core.program import Program
-from promptc.errors import EXIT_LM, EXIT_OK, EXIT_ROWS_FAILED
+from promptc.errors import EXIT_LM, EXIT_OK, EXIT_ROWS_FAILED, OutputError
 from promptc.evaluation.records import Comparison, EvalRecord, EvalSummary, MetricSummary
 from promptc.evaluation.scoring import RowScores, score_row
 from promptc.evaluation.stats import compare, is_regression, mean_ci, percentile
 from promptc.lm.base import Usage
 from promptc.metrics.config import NamedMetric
 from promptc.runner.batch import BatchStats, RowResult, execute
-from promptc.runner.job import RunJob, scan_input
+from promptc.runner.job import RunJob, resume_hint, scan_input
 from promptc.runner.jsonl import JsonlAppender
 from promptc.runner.source import RowSource
 
@@ -49,6 +49,7 @@ class EvalJob:
     on_error: str = "fail"
     concurrency: int = 16
     done: list[EvalRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what resuming repaired in the output
 
     @property
     def primary(self) -> NamedMetric:
@@ -70,7 +71,9 @@ class EvalJob:
             if scan.invalid and self.on_error == "fail":
                 raise scan.error(self.data)
             return scan.valid
-        scan, _ = self._run_job(self.output).prepare()
+        job = self._run_job(self.output)
+        scan, _ = job.prepare()
+        self.notes = job.notes
         return max(0, scan.valid - len(self.done))
 
     async def run(self, *, total: int | None = None,
@@ -93,6 +96,10 @@ class EvalJob:
             await execute(self.program, job.items(done_rows, None), sink, concurrency=self.concurrency,
                           stats=BatchStats(total=total), on_update=on_update,
                           post=lambda r: score_row(r, self.metrics))
+        except OutputError as exc:
+            if self.output is None:
+                raise
+            raise resume_hint(exc, self.output, len(records)) from exc.__cause__
         finally:
             if out is not None:
                 out.close()

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from promptc.evaluation.records import EvalRecord, EvalSummary
@@ -104,17 +102,6 @@ def metric_names(summary: EvalSummary | None, records: Sequence[EvalRecord]) -> 
         if k not in names:
             names.append(k)
     return names
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write` on a temporary sibling of `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def md_escape(value: Any, limit: int = 80) -> str:

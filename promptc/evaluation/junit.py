@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from promptc.evaluation.formatting import fields_text, fmt_num, strip_ansi, to_text, write_atomic
+from promptc.evaluation.formatting import fields_text, fmt_num, strip_ansi, to_text
 from promptc.evaluation.records import EvalRecord, EvalSummary
+from promptc.runner.output_paths import write_atomic
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 

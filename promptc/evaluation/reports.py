@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from promptc.errors import UsageError
+from promptc.errors import UsageError, output_errors
 from promptc.evaluation.formatting import (
     ci_text,
     comparison_line,
@@ -29,9 +29,9 @@ from promptc.evaluation.formatting import (
     reasons,
     verdict,
     worst_examples,
-    write_atomic,
 )
 from promptc.evaluation.records import EvalRecord, EvalReport, EvalSummary
+from promptc.runner.output_paths import write_atomic
 
 if TYPE_CHECKING:
     import pandas
@@ -188,13 +188,12 @@ def markdown_report(summary: EvalSummary, records: Sequence[EvalRecord]) -> str:
 def append_github_summary(summary: EvalSummary, records: Sequence[EvalRecord]) -> bool:
     """Append `markdown_summary` to the file named by $GITHUB_STEP_SUMMARY, if set.
 
-    Returns whether it wrote. An unwritable file raises OSError: the caller decides
-    whether that should fail the run.
+    Returns whether it wrote. An unwritable file is an OutputError naming it.
     """
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return False
-    with open(target, "a", encoding="utf-8") as fh:
+    with output_errors(f"$GITHUB_STEP_SUMMARY ({target})"), open(target, "a", encoding="utf-8") as fh:
         fh.write(markdown_summary(summary, records) + "\n")
     return True
 
@@ -236,9 +235,17 @@ def write_csv(path: Path, records: Sequence[EvalRecord]) -> None:
     write_atomic(Path(path), write)
 
 
+def check_report_suffix(path: Path) -> None:
+    """UsageError unless the suffix names a report format (checked before the evaluation runs)."""
+    if path.suffix.lower() not in (*REPORT_SUFFIXES, ".htm"):
+        raise UsageError(f"cannot write a report to {path}: unknown suffix {path.suffix!r} "
+                         f"(use one of {', '.join(REPORT_SUFFIXES)})")
+
+
 def write_report(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]) -> None:
     """Write a report whose format is chosen by the file suffix (.json, .csv, .md, .html)."""
     path = Path(path)
+    check_report_suffix(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
         write_json(path, summary, records)
@@ -246,10 +253,7 @@ def write_report(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]
         write_csv(path, records)
     elif suffix == ".md":
         _write_text(path, markdown_report(summary, records))
-    elif suffix in (".html", ".htm"):
+    else:
         from promptc.evaluation.html_report import render_html
 
         _write_text(path, render_html(summary, records))
-    else:
-        raise UsageError(f"cannot write a report to {path}: unknown suffix {path.suffix!r} "
-                         f"(use one of {', '.join(REPORT_SUFFIXES)})")

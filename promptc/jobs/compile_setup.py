@@ -11,11 +11,12 @@ from promptc import __version__
 from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.core.ref import INPUT
-from promptc.errors import UsageError
+from promptc.errors import UsageError, output_errors
 from promptc.jobs.data import DEV_FRACTION, sha256
 from promptc.lm.base import LMRequest, Usage
 from promptc.optimize.base import Trial
 from promptc.optimize.bootstrap import labeled_state
+from promptc.runner.output_paths import ensure_parent
 from promptc.runner.source import RowSource, source_label
 
 
@@ -51,8 +52,9 @@ def check_resume(out: Path, current: dict[str, Any], resume: bool) -> None:
         if changed:
             raise UsageError(f"cannot --resume {out}: {', '.join(changed)} changed since that compile "
                              "(run without --resume to start over)")
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    ensure_parent(path)  # a read-only or impossible --out fails here, before any LM call
+    with output_errors(path):
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def overhead(spent: Usage, trials: list[Trial], resumed: set[int]) -> Usage:

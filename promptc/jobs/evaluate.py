@@ -25,6 +25,7 @@ class EvalResult(BaseModel):
     reports: list[Path] = Field(default_factory=list, description="report files written")
     junit: Path | None = None
     github_summary: bool = Field(default=False, description="appended to $GITHUB_STEP_SUMMARY")
+    notes: list[str] = Field(default_factory=list, description="what resuming repaired in the output")
 
     @property
     def score(self) -> float:
@@ -86,6 +87,7 @@ def _evaluate(source: LoadedProgram, data: DataLike | None, *, metrics: Sequence
                   output=Path(output) if output is not None else None, resume=resume, overwrite=overwrite,
                   concurrency=concurrency or source.concurrency)
     todo = job.prepare()
+    _probe_files(reports, junit)  # an unwritable report must not cost the whole evaluation
     old = load_baseline(Path(baseline), source, built, rows, limit) if baseline is not None else None
     if on_start is not None:
         on_start(todo)
@@ -97,7 +99,18 @@ def _evaluate(source: LoadedProgram, data: DataLike | None, *, metrics: Sequence
                         data=source_label(rows), gate=gate, wall_seconds=time.monotonic() - started,
                         baseline=old, baseline_name=str(baseline) if baseline is not None else "")
     summary.usage.add(judge.usage)
-    return _write_files(EvalResult(summary=summary, records=records), reports, junit)
+    return _write_files(EvalResult(summary=summary, records=records, notes=job.notes), reports, junit)
+
+
+def _probe_files(reports: Sequence[str | Path], junit: str | Path | None) -> None:
+    from promptc.evaluation.reports import check_report_suffix
+    from promptc.runner.output_paths import probe_writable
+
+    for path in reports:
+        check_report_suffix(Path(path))
+        probe_writable(Path(path), "--report")
+    if junit is not None:
+        probe_writable(Path(junit), "--junit")
 
 
 def _write_files(result: EvalResult, reports: Sequence[str | Path], junit: str | Path | None) -> EvalResult:

@@ -25,6 +25,7 @@ class RunPlan(BaseModel):
     done: int = Field(description="rows already in the output (resume)")
     todo: int
     rejects: Path | None = None
+    notes: list[str] = Field(default_factory=list, description="what resuming repaired in the output")
 
 
 class RunResult(BaseModel):
@@ -65,7 +66,7 @@ def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: boo
         write_provenance(job.output, provenance(source))
         plan = RunPlan(valid=scan.valid, invalid=scan.invalid, done=len(done),
                        todo=max(0, scan.valid - len(done)),
-                       rejects=job.rejects_path if scan.invalid else None)
+                       rejects=job.rejects_path if scan.invalid else None, notes=job.notes)
         if on_start is not None:
             on_start(plan)
         stats = asyncio.run(job.run(done, total=plan.todo, on_update=on_update))

@@ -41,7 +41,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from promptc.errors import UsageError
+from promptc.errors import OutputError, UsageError
 from promptc.lm.base import LMRequest, LMResponse
 
 SCHEMA_VERSION = 1
@@ -53,6 +53,8 @@ _LOCK_RETRIES = 50
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+# The file or its disk cannot take a write: an output failure (exit 3), not a corrupt cache.
+_SQLITE_WRITE_FAILURES = {8: "readonly", 10: "disk i/o error", 13: "disk is full", 14: "unable to open"}
 
 _T = TypeVar("_T")
 
@@ -108,6 +110,14 @@ class CacheStats(BaseModel):
     newest: datetime | None = None
 
 
+def _is_write_failure(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_WRITE_FAILURES
+    msg = str(exc).lower()
+    return any(words in msg for words in _SQLITE_WRITE_FAILURES.values())
+
+
 def _is_lock_error(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
@@ -138,7 +148,10 @@ class SQLiteCache:
 
     # -- setup -----------------------------------------------------------------
 
-    def _unusable(self, exc: BaseException) -> UsageError:
+    def _unusable(self, exc: BaseException) -> UsageError | OutputError:
+        if isinstance(exc, sqlite3.Error) and _is_write_failure(exc):
+            return OutputError(f"cannot write the LM cache at {self.path}: {exc} (free space or fix "
+                               "its permissions, or pass --no-cache / --cache-dir)", path=str(self.path))
         return UsageError(
             f"the LM cache at {self.path} is unreadable or corrupt ({exc}); "
             f"run `promptc cache clear` or delete the file"

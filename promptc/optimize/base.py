@@ -24,11 +24,12 @@ from pydantic import BaseModel, Field
 from promptc.core.example import Example
 from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
-from promptc.errors import UsageError
+from promptc.errors import UsageError, output_errors
 from promptc.lm.base import LM, Usage
 from promptc.lm.budget import Budget
 from promptc.metrics.config import NamedMetric
 from promptc.runner.batch import RowResult, WorkItem, execute
+from promptc.runner.jsonl import JsonlAppender, repair_tail
 
 
 class Trial(BaseModel):
@@ -76,8 +77,6 @@ class TrialLog:
         self.mark = Usage()  # the compile's spend when the last trial was logged (this session)
         if path is not None and path.exists():
             if resume:
-                from promptc.runner.jsonl import repair_tail
-
                 repair_tail(path)
                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                     if line.strip():
@@ -87,7 +86,8 @@ class TrialLog:
                             raise UsageError(f"{path}:{number}: not a trial record; cannot resume") from None
                         self.trials[trial.index] = trial
             else:
-                path.unlink()
+                with output_errors(path, "remove"):
+                    path.unlink()
 
     @property
     def resumed(self) -> int:
@@ -99,11 +99,9 @@ class TrialLog:
     def record(self, trial: Trial) -> None:
         self.trials[trial.index] = trial
         self.running = None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(trial.model_dump_json() + "\n")
-                fh.flush()
+        if self.path is not None:  # a failed write leaves whole lines only (OutputError)
+            with JsonlAppender(self.path) as fh:
+                fh.write_line(trial.model_dump_json())
         if self.on_trial is not None:
             self.on_trial(trial)
 

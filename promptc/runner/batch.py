@@ -10,9 +10,10 @@ a failed row is a result, not a crash. Every row ends in exactly one of two ways
   like a reply that could not be parsed, so the batch goes on;
 - **a fatal error** that stops the whole batch: an LM error that dooms every row
   (`FATAL_LM_ERRORS`: bad credentials, unknown model, an unreachable endpoint, budget
-  spent, offline cache miss), raised by the program or by `post`; or a failing sink,
-  raised as `OutputError`. A sink that cannot write (disk full, permissions) would fail
-  for every later row too, and results that cannot be kept are not worth paying for.
+  spent, offline cache miss), raised by the program or by `post`; an `OutputError` from
+  the program (the LM cache cannot be written); or a failing sink, raised as
+  `OutputError`. A sink that cannot write (disk full, permissions) would fail for every
+  later row too, and results that cannot be kept are not worth paying for.
 
 On a fatal error nothing more reaches the sink: the rows it already received stay (they
 are a prefix of the input, in order), every task still running is cancelled and awaited,
@@ -114,6 +115,8 @@ async def _run_row(program: Program, item: WorkItem, post: PostHook | None) -> R
     except FATAL_LM_ERRORS as exc:
         raise _Fatal(exc) from exc
     except StepFailed as exc:
+        if isinstance(exc.cause, OutputError):  # e.g. the LM cache's disk is full: so is every row's
+            raise _Fatal(exc.cause) from exc
         trace = exc.trace if isinstance(exc.trace, Trace) else Trace()
         result = RowResult(item, None, str(exc), trace, time.monotonic() - start,
                            infra=isinstance(exc.cause, ServiceError))

@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from promptc.core.program import Program
-from promptc.errors import InputError, UsageError
+from promptc.errors import InputError, OutputError, UsageError, output_errors
 from promptc.runner.batch import BatchStats, RowResult, WorkItem, execute
 from promptc.runner.jsonl import JsonlAppender, repair_tail
+from promptc.runner.output_paths import (
+    REGULAR,
+    empty_regular,
+    kind,
+    refuse_directory,
+    refuse_unless_regular,
+)
 from promptc.runner.source import RowSource, iter_lines, source_label, source_path
 from promptc.runner.tables import is_parquet, journal_of, journal_to_parquet, parquet_to_journal
 
@@ -76,19 +83,36 @@ def scan_input(source: RowSource, program: Program, limit: int | None = None) ->
     return scan
 
 
+@dataclass
+class Resumed:
+    """What `prepare_resume` found in an output file."""
+
+    done: set[int] = field(default_factory=set)
+    cut: int = 0  # bytes of a half-written last line, cut
+    retried: int = 0  # failed rows, dropped to run again
+
+    def notes(self, output: Path) -> list[str]:
+        notes = []
+        if self.cut:
+            notes.append(f"{output}: cut a half-written last line ({self.cut} bytes) left by an "
+                         "interrupted run; that row runs again")
+        if self.retried:
+            notes.append(f"{output}: {self.retried} failed row(s) dropped; they run again")
+        return notes
+
+
 def prepare_resume(output: Path, *, row_key: str = "_row", error_key: str = "_error",
-                   keep: Callable[[dict[str, Any]], None] | None = None) -> set[int]:
+                   keep: Callable[[dict[str, Any]], None] | None = None) -> Resumed:
     """Rows already done in `output`; cuts a partial last line and drops failed rows.
 
     `keep`, if given, is called with every row that stays (eval reads its records back).
     """
     if not output.exists():
-        return set()
-    repair_tail(output)
-    done: set[int] = set()
-    kept_all = True
+        return Resumed()
+    resumed = Resumed(cut=repair_tail(output))
+    done, rewrite = resumed.done, False
     tmp = output.with_name(output.name + ".resume-tmp")
-    with open(output, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+    with output_errors(tmp), open(output, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
         for number, text in enumerate(src, 1):
             if not text.strip():
                 continue
@@ -96,20 +120,23 @@ def prepare_resume(output: Path, *, row_key: str = "_row", error_key: str = "_er
                 row = json.loads(text)
                 row_id = row[row_key]
             except (json.JSONDecodeError, KeyError, TypeError):
+                tmp.unlink()
                 raise UsageError(f"{output}:{number}: not a promptc output row (no `{row_key}`); "
                                  "refusing to resume into a file promptc did not write") from None
             if row.get(error_key) is not None or row_id in done:
-                kept_all = False
+                resumed.retried += row.get(error_key) is not None
+                rewrite = True
                 continue
             done.add(row_id)
             if keep is not None:
                 keep(row)
             dst.write(text if text.endswith("\n") else text + "\n")
-    if kept_all:
-        tmp.unlink()
-    else:
-        os.replace(tmp, output)  # atomic: a crash here leaves either file whole
-    return done
+    with output_errors(output, "rewrite"):
+        if rewrite:
+            os.replace(tmp, output)  # atomic: a crash here leaves either file whole
+        else:
+            tmp.unlink()
+    return resumed
 
 
 def output_record(result: RowResult) -> dict[str, Any]:
@@ -144,6 +171,7 @@ class RunJob:
     row_key: str = "_row"
     error_key: str = "_error"
     keep: Callable[[dict[str, Any]], None] | None = None
+    notes: list[str] = field(default_factory=list)  # what prepare() repaired, for the user
 
     @property
     def rejects_path(self) -> Path:
@@ -157,18 +185,29 @@ class RunJob:
         scan = scan_input(self.input, self.program, self.limit)
         if scan.invalid and self.on_error == "fail":
             raise scan.error(self.input)
-        existing = [p for p in {self.output, self.journal} if p.exists() and p.stat().st_size > 0]
-        if existing and not (self.resume or self.overwrite):
-            raise UsageError(f"{existing[0]} already exists: pass --resume to complete it, "
-                             "or --overwrite to start again")
+        self._check_output()
         if self.overwrite:
-            for p in {self.output, self.journal}:
-                p.unlink(missing_ok=True)
+            for path in dict.fromkeys((self.output, self.journal)):
+                empty_regular(path, "--overwrite only empties a regular file, and never removes "
+                              "anything else; without --overwrite promptc writes into it")
         if self.resume and self.journal != self.output and self.output.exists() and not self.journal.exists():
             parquet_to_journal(self.output, self.journal)  # a finished Parquet output, to go on from
-        done = (prepare_resume(self.journal, row_key=self.row_key, error_key=self.error_key, keep=self.keep)
-                if self.resume else set())
-        return scan, done
+        resumed = (prepare_resume(self.journal, row_key=self.row_key, error_key=self.error_key, keep=self.keep)
+                   if self.resume else Resumed())
+        self.notes = resumed.notes(self.journal)
+        if self.on_error == "skip":
+            refuse_directory(self.rejects_path, "--rejects")
+        return scan, resumed.done
+
+    def _check_output(self) -> None:
+        """A directory is never an output; a device or FIFO is written into as it is."""
+        refuse_directory(self.output, "--output")
+        for path in dict.fromkeys((self.output, self.journal)):
+            if self.resume:
+                refuse_unless_regular(path, "--resume reads and rewrites a regular file")
+            if kind(path) == REGULAR and path.stat().st_size > 0 and not (self.resume or self.overwrite):
+                raise UsageError(f"{path} already exists: pass --resume to complete it, "
+                                 "or --overwrite to start again")
 
     @property
     def journal(self) -> Path:
@@ -194,20 +233,32 @@ class RunJob:
     async def run(self, done: set[int], *, total: int | None = None,
                   on_update: Callable[[BatchStats], None] | None = None) -> BatchStats:
         rejects = None
-        if self.on_error == "skip":
-            # Bad lines are never "done", so every run rewrites the whole rejects file.
-            self.rejects_path.unlink(missing_ok=True)
-            rejects = JsonlAppender(self.rejects_path)
         stats = BatchStats(total=total)
         try:
+            if self.on_error == "skip":
+                # Bad lines are never "done", so every run rewrites the whole rejects file
+                # (a device such as /dev/null is written into, never removed).
+                if kind(self.rejects_path) == REGULAR:
+                    empty_regular(self.rejects_path, "--rejects")
+                rejects = JsonlAppender(self.rejects_path)
             with JsonlAppender(self.journal) as out:
                 await execute(self.program, self.items(done, rejects),
                               lambda r: out.write(output_record(r)),
                               concurrency=self.concurrency, stats=stats, on_update=on_update)
             if self.journal != self.output:
                 journal_to_parquet(self.journal, self.output)
+        except OutputError as exc:
+            raise resume_hint(exc, self.journal, len(done) + stats.done) from exc.__cause__
         finally:
             if rejects is not None:
                 rejects.close()
             await self.program.aclose()  # this loop's connections; they reopen on next use
         return stats
+
+
+def resume_hint(error: OutputError, output: Path, kept: int) -> OutputError:
+    """`error`, telling what is kept and how to go on once the cause is fixed."""
+    if kind(output) != REGULAR:
+        return error
+    return OutputError(f"{error}\n{kept} complete row(s) are kept in {output}; once that is fixed, "
+                       "rerun with --resume to run the rest", row=error.row, path=error.path)

@@ -7,14 +7,18 @@ of failing the whole file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from promptc.errors import InputError
+from promptc.errors import InputError, OutputError, output_errors
+from promptc.runner.output_paths import ensure_parent
 
 
 @dataclass
@@ -70,22 +74,54 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 class JsonlAppender:
-    """Appends one JSON object per line and flushes each, so a crash loses at most one row."""
+    """Appends one JSON object per line, each line written whole with no buffer in between,
+    so a crash loses at most the row being written.
+
+    A write that fails (disk full, I/O error) is rolled back to the end of the last whole
+    line when the target is a regular file, then raised as an `OutputError` naming the file
+    and the OS error: the rows already written stay valid JSONL, and `--resume` goes on
+    from them. A device or FIFO (`-o /dev/stdout`) is written into as it is.
+    """
 
     def __init__(self, path: Path, *, fsync: bool = False):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_parent(path)
+        with output_errors(path, "open"):
+            self._fh = open(path, "ab", buffering=0)
         self.path = path
-        self._fh: IO[str] = open(path, "a", encoding="utf-8")
         self._fsync = fsync
+        mode = os.fstat(self._fh.fileno())
+        self._end: int | None = mode.st_size if stat.S_ISREG(mode.st_mode) else None
 
     def write(self, row: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        self._fh.flush()
-        if self._fsync:
-            os.fsync(self._fh.fileno())
+        self.write_line(json.dumps(row, ensure_ascii=False, default=str))
+
+    def write_line(self, text: str) -> None:
+        """Append `text` (one JSON document, no newline) as a line."""
+        line = (text + "\n").encode("utf-8")
+        data = memoryview(line)
+        try:
+            while data:
+                written = self._fh.write(data)
+                if not written:  # cannot happen on a blocking file; never loop forever on it
+                    raise OSError(errno.EIO, "the write made no progress")
+                data = data[written:]
+            if self._fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            self._rollback()
+            raise OutputError.from_os(self.path, exc) from exc
+        if self._end is not None:
+            self._end += len(line)
+
+    def _rollback(self) -> None:
+        """Cut what a failed write left of its line (truncating frees space on a full disk)."""
+        if self._end is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fh.fileno(), self._end)
 
     def close(self) -> None:
-        self._fh.close()
+        with output_errors(self.path, "close"):
+            self._fh.close()
 
     def __enter__(self) -> JsonlAppender:
         return self
@@ -96,6 +132,11 @@ class JsonlAppender:
 
 def repair_tail(path: Path) -> int:
     """Cut a partial last line left by a crash. Returns the number of bytes removed."""
+    with output_errors(path, "repair"):
+        return _cut_partial_line(path)
+
+
+def _cut_partial_line(path: Path) -> int:
     size = path.stat().st_size
     if size == 0:
         return 0
