@@ -15,6 +15,7 @@ from promptc.jobs.provenance import provenance, write_provenance
 from promptc.lm.base import Usage
 from promptc.runner.batch import BatchStats
 from promptc.runner.job import RunJob
+from promptc.runner.output_paths import REGULAR, kind
 
 
 class RunPlan(BaseModel):
@@ -63,7 +64,8 @@ def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: boo
                      rejects=Path(rejects) if rejects is not None else None,
                      concurrency=concurrency or source.concurrency)
         scan, done = job.prepare()
-        write_provenance(job.output, provenance(source))
+        if kind(job.output) in (None, REGULAR):  # beside a file, never in /dev beside a device
+            write_provenance(job.output, provenance(source))
         plan = RunPlan(valid=scan.valid, invalid=scan.invalid, done=len(done),
                        todo=max(0, scan.valid - len(done)),
                        rejects=job.rejects_path if scan.invalid else None, notes=job.notes)
