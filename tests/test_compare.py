@@ -228,3 +228,13 @@ def test_usage_errors(tmp_path):
     bad = run_cli("compare", "specs/intent.yaml", "--model", "offline", "--model", "x", "--report",
                   str(tmp_path / "c.csv"))
     assert bad.returncode == 2 and "c.csv" in bad.stderr
+
+
+def test_variant_names_are_unique_and_readable():
+    from promptc.jobs.compare import variants
+
+    names = [v.name for v in variants(["a/x.yaml", "b/x.yaml", "build/intent", "build/y/program.json"], ["m1"])]
+    assert names == ["a/x.yaml@m1", "b/x.yaml@m1", "intent@m1", "y@m1"]
+    assert [v.name for v in variants(["s.yaml", "s.yaml"])] == ["s.yaml#1", "s.yaml#2"]
+    crossed = variants(["p.yaml", "q.yaml"], ["m1", "m2"])
+    assert [(v.name, v.model) for v in crossed] == [("p@m1", "m1"), ("p@m2", "m2"), ("q@m1", "m1"), ("q@m2", "m2")]

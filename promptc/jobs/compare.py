@@ -71,8 +71,11 @@ def _labels(paths: Sequence[Path]) -> list[str]:
         return p.stem if p.suffix in (".yaml", ".yml", ".json") else p.name
 
     labels = [short(p) for p in paths]
-    # Two programs named alike (a/x.yaml, b/x.yaml) are told apart by the path as given.
-    return [str(p) if labels.count(label) > 1 else label for p, label in zip(paths, labels, strict=True)]
+    # Two programs named alike (a/x.yaml, b/x.yaml) are told apart by the path as given,
+    # and the same path given twice by its position.
+    labels = [str(p) if labels.count(label) > 1 else label for p, label in zip(paths, labels, strict=True)]
+    return [f"{label}#{labels[:i].count(label) + 1}" if labels.count(label) > 1 else label
+            for i, label in enumerate(labels)]
 
 
 def compare(programs: Sequence[str | Path], data: DataLike | None = None, *, models: Sequence[str] = (),
