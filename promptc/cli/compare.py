@@ -13,7 +13,7 @@ COMPARE_HELP = """Evaluate several programs and/or models on the same labelled r
 
 Each PROGRAM is a spec (YAML) or a compiled artifact (program.json or its folder). Every --model makes one variant per program (program x model); without --model each program runs on its own LM. Variants share the response cache, so a request two of them send is answered once. Metrics are the first program's (or --metric); data is --data, or the first spec's data.dev.
 
-Prints a matrix (variants x metrics with 95% intervals, the difference from the first variant with its paired p-value: exact McNemar for pass/fail scores, paired bootstrap otherwise; tokens, cost, latency) and the rows that flipped (passed in one variant, not in another) with both outputs.
+Prints a matrix (variants x metrics with 95% intervals, the difference from the first variant with its paired p-value: exact McNemar for pass/fail scores, a paired permutation test otherwise; tokens, cost, latency) and the rows that flipped (passed in one variant, not in another) with both outputs.
 
 Exit status: 0 done; 2 spec, usage or input error; 3 LM/infrastructure failure.
 

@@ -2,9 +2,9 @@
 
 `promptc compare` evaluates each variant (a program, a model) on the same data and hands
 the summaries and records here. Every variant is tested against the first, paired by
-row, with `stats.compare` (exact McNemar for 0/1 scores, the paired bootstrap
-otherwise), the same test `eval --baseline` uses. A row *flipped* when it passed in
-one variant and not in another (failed, or errored).
+row, with `permutation.paired_test` (exact McNemar for 0/1 scores, the sign-flip
+permutation test otherwise). A row *flipped* when it passed in one variant and not in
+another (failed, or errored).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promptc.evaluation.permutation import paired_test
 from promptc.evaluation.records import EvalRecord, EvalSummary, Provenance, Status
-from promptc.evaluation.stats import compare
 
 
 class _Model(BaseModel):
@@ -139,7 +139,7 @@ def _test(cell: MetricCell, first: Sequence[EvalRecord], other: Sequence[EvalRec
     pairs = [(old[r.row], r.scores[cell.name]) for r in other if cell.name in r.scores and r.row in old]
     if not pairs:
         return
-    cmp = compare([a for a, _ in pairs], [b for _, b in pairs])
+    cmp = paired_test([a for a, _ in pairs], [b for _, b in pairs])
     cell.diff, cell.diff_low, cell.diff_high = cmp.diff, cmp.low, cmp.high
     cell.p_value, cell.method, cell.paired = cmp.p_value, cmp.method, cmp.n
     cell.significant = cmp.p_value < alpha
