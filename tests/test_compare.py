@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from promptc.evaluation.html_parts import FILTER_JS
-from tests.conftest import run_cli
+from tests.conftest import TEST_KEY, run_cli
 from tests.test_cli_run import ENV, write_spec
 
 N = 300
@@ -84,20 +84,26 @@ class Rows(HTMLParser):
             self.inputs.append(a)
 
 
-@pytest.fixture
-def outcome(tmp_path, fake_server):
-    fake_server.responder = responder
-    spec_a, spec_b = two_specs(tmp_path, fake_server.base_url)
-    data = write_data(tmp_path / "data.jsonl")
-    html, js = tmp_path / "compare.html", tmp_path / "compare.json"
-    result = run_cli("compare", str(spec_a), str(spec_b), "-d", str(data), "--report", str(html),
-                     "--report", str(js), "--show-flipped", "2", env=ENV, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result, json.loads(js.read_text()), html.read_text(), fake_server
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    """One 300-row comparison shared by the tests that read it (its own server and cache)."""
+    from promptc.testing import FakeOpenAIServer
+
+    tmp_path = tmp_path_factory.mktemp("compare")
+    with FakeOpenAIServer(api_key=TEST_KEY, responder=responder) as server:
+        spec_a, spec_b = two_specs(tmp_path, server.base_url)
+        data = write_data(tmp_path / "data.jsonl")
+        html, js = tmp_path / "compare.html", tmp_path / "compare.json"
+        # Module scope runs before the autouse per-test environment: set what it would.
+        env = {**ENV, "PROMPTC_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "200", "NO_COLOR": "1"}
+        result = run_cli("compare", str(spec_a), str(spec_b), "-d", str(data), "--report", str(html),
+                         "--report", str(js), "--show-flipped", "2", env=env, timeout=600)
+        assert result.returncode == 0, result.stderr
+        return result, json.loads(js.read_text()), html.read_text(), server.request_count
 
 
 def test_matrix_p_value_and_flipped_rows_are_right(outcome):
-    result, report, _, server = outcome
+    result, report, _, requests = outcome
     a_pass = {i + 1 for i in range(N) if a_right(i)}  # rows are 1-based line numbers
     b_pass = {i + 1 for i in range(N) if b_right(i)}
     lost, gained = a_pass - b_pass, b_pass - a_pass
@@ -129,7 +135,7 @@ def test_matrix_p_value_and_flipped_rows_are_right(outcome):
     assert f"p={mcnemar_by_hand(40, 80):.4f} *" in result.stdout
     assert "fake-model @ 127.0.0.1" in result.stdout and report["provenance"]["promptc_version"]
     assert "no price for model 'fake-model'" in result.stderr
-    assert server.request_count == 2 * N  # different prompts: nothing shared, nothing repeated
+    assert requests == 2 * N  # different prompts: nothing shared, nothing repeated
 
 
 def test_html_report_filters_rows(outcome):

@@ -82,7 +82,8 @@ def _matrix(report: CompareReport) -> str:
              "LM calls", "cache hits"]
     body = "".join(_matrix_row(v, metrics) for v in report.variants)
     thead = "".join(f"<th>{escape(h)}</th>" for h in head)
-    return f'<table class="sortable" id="matrix"><thead><tr>{thead}</tr></thead><tbody>{body}</tbody></table>'
+    return (f'<div class="scroll"><table class="sortable" id="matrix"><thead><tr>{thead}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def _matrix_row(v: VariantResult, metrics: list[str]) -> str:

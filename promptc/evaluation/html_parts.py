@@ -44,6 +44,7 @@ svg .mean{stroke:var(--fg);stroke-dasharray:4 3}svg .gate{stroke:var(--bad);stro
 .filters button[aria-pressed=true]{background:var(--bar);border-color:var(--bar);color:#fff}
 .filters input{font:inherit;padding:3px 8px;border:1px solid var(--line);border-radius:6px;min-width:16em;background:var(--bg);color:var(--fg)}
 tr[hidden]{display:none}
+.scroll{overflow-x:auto}
 """
 
 # Click a header to sort; numbers compare as numbers (cells carry data-v), blanks sort lowest.
