@@ -262,7 +262,7 @@ def test_html_is_self_contained_and_escaped(tmp_path, data):
     assert "0.632" in text and "[0.420, 0.840]" in text and "paired bootstrap" in text
     assert "latency p50 / p95" in text and "1.05 s / 2.50 s" in text
     assert 'class="sortable"' in text
-    assert text.count("<tr><td class=n data-v=") == 20
+    assert text.count("<tr data-row=") == 20
     assert "content=\"default-src 'none'" in text
 
 

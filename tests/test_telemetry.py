@@ -166,8 +166,9 @@ def test_trace_replays_a_row_from_the_cache(tmp_path, fake_server):
                    "--cache-dir", str(cache), env=ENV)
     assert done.returncode == 0, done.stderr
     meta = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
-    assert meta["models"] == {"default": "fake-model"} and meta["endpoints"] == {"default": "127.0.0.1:" +
-                                                                                 fake_server.base_url.split(":")[2].split("/")[0]}
+    port = fake_server.base_url.split(":")[2].split("/")[0]
+    assert meta["provenance"]["models"] == [{"name": "default", "model": "fake-model", "host": f"127.0.0.1:{port}",
+                                             "priced": False}]
     sent = fake_server.request_count
     shown = run_cli("trace", str(out), "--row", "4", env=ENV)
     assert shown.returncode == 0, shown.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptc.cli.cache_cmds import cache_app
+from promptc.cli.compare import COMPARE_HELP, compare_command
 from promptc.cli.compile import COMPILE_HELP, compile_command
 from promptc.cli.eval import EVAL_HELP, eval_command
 from promptc.cli.export import EXPORT_HELP, export_command
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.command("run", help=RUN_HELP)(run_command)
 app.command("eval", help=EVAL_HELP)(eval_command)
 app.command("compile", help=COMPILE_HELP)(compile_command)
+app.command("compare", help=COMPARE_HELP)(compare_command)
 app.command("export", help=EXPORT_HELP)(export_command)
 app.command("report", help=REPORT_HELP)(report_command)
 app.command("trace", help=TRACE_HELP)(trace_command)

@@ -11,7 +11,6 @@ from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
     ColumnOpt,
-    ModelOpt,
     NoCacheOpt,
     OtelContentOpt,
     OtelEndpointOpt,
@@ -69,7 +68,9 @@ def eval_command(
     resume: Annotated[bool, typer.Option("--resume", help="Complete an existing --output file.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
     on_error: Annotated[OnError, typer.Option("--on-error", help="What to do with bad data lines.")] = OnError.fail,
-    model: ModelOpt = None,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="Override the default LM's model (`offline` = the built-in offline LM); "
+        "to compare models, use `promptc compare`.")] = None,
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
@@ -82,7 +83,7 @@ def eval_command(
     from promptc.jobs.program import lm_options, load_source
     from promptc.telemetry import endpoint_from, exporting
 
-    options = lm_options(model=model, base_url=base_url, concurrency=concurrency, cache=not no_cache,
+    options = lm_options(model=one_model(model), base_url=base_url, concurrency=concurrency, cache=not no_cache,
                          cache_dir=cache_dir, offline=offline)
     with (load_source(spec, program, options) as source, BatchProgress("eval") as progress,
           exporting(endpoint_from(otel_endpoint), content=otel_content)):
@@ -93,7 +94,20 @@ def eval_command(
                           reports=report or [], junit=junit, on_start=progress.start,
                           on_update=progress.update)
     print_files(result)
+    for line in result.warnings:
+        stderr.print(f"[yellow]warning:[/] {line}")
     print_summary(result.summary, result.records, show_failures=show_failures)
     if result.summary.exit_code:
         stderr.print(f"[red]eval failed[/] (exit {result.summary.exit_code})")
         raise typer.Exit(result.summary.exit_code)
+
+
+def one_model(models: list[str] | None) -> str | None:
+    """The --model of a one-model command; a repeated flag is a usage error, not the last one."""
+    from promptc.errors import UsageError
+
+    if models and len(set(models)) > 1:
+        raise UsageError(f"eval takes one --model, got {len(models)} ({', '.join(models)}); "
+                         "to compare models on the same rows use: promptc compare SPEC "
+                         + " ".join(f"--model {m}" for m in models))
+    return models[0] if models else None

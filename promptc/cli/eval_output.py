@@ -53,6 +53,9 @@ def print_summary(summary: EvalSummary, records: Sequence[EvalRecord], *, show_f
     stdout.print(f"latency p50 {summary.latency_p50:.3f}s, p95 {summary.latency_p95:.3f}s; "
                  f"wall {summary.wall_seconds:.1f}s")
     stdout.print(usage_line(summary.usage))
+    if summary.provenance is not None:
+        p = summary.provenance
+        stdout.print(f"models: {escape(p.models_text())}; promptc {p.promptc_version}; {p.timestamp}")
     if summary.soft_violations or summary.hard_violations:
         from collections import Counter
 

@@ -45,9 +45,9 @@ def trace_command(
 
 
 def _render(traced: RowTrace) -> None:
-    facts = traced.provenance
-    models = ", ".join(f"{name}={model}" for name, model in facts.models.items())
-    stdout.print(f"[bold]row {traced.row}[/] · {escape(models)} · run {facts.started} · promptc {facts.promptc_version}")
+    facts = traced.record.provenance
+    stdout.print(f"[bold]row {traced.row}[/] · {escape(facts.models_text())} · run {facts.timestamp} · "
+                 f"promptc {facts.promptc_version}")
     stdout.print(f"inputs: {escape(json.dumps(traced.inputs, ensure_ascii=False))}")
     for i, step in enumerate(traced.steps, 1):
         where = f"step {step.step}" + (f", predictor {step.predictor}" if step.predictor else "")

@@ -128,3 +128,11 @@ def comparison_line(summary: EvalSummary, *, markdown: bool = True) -> str | Non
     return (f"vs baseline {baseline}: {fmt_num(c.baseline_mean)} -> "
             f"{fmt_num(c.candidate_mean)} (diff {c.diff:+.3f}, 95% CI {ci_text(c.low, c.high)}, "
             f"p = {fmt_num(c.p_value)}, {c.method}, n = {c.n}): {verdict_text}")
+
+
+def provenance_line(summary: EvalSummary) -> str | None:
+    """'model fake-model @ host · promptc 0.1.0 · 2026-12-01T19:00:00+00:00', or None."""
+    p = summary.provenance
+    if p is None:
+        return None
+    return " · ".join([f"model {p.models_text() or '-'}", f"promptc {p.promptc_version}", p.timestamp])

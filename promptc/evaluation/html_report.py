@@ -11,86 +11,37 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from promptc.evaluation.comparison import flipped
 from promptc.evaluation.formatting import (
     comparison_line,
     fields_text,
     fmt_cost,
     fmt_num,
     metric_names,
+    provenance_line,
     reasons,
     strip_ansi,
     verdict,
 )
+from promptc.evaluation.html_parts import filter_bar, page_head, scripts
 from promptc.evaluation.records import EvalRecord, EvalSummary
 
 BINS = 10
 
-_CSS = """
-:root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#fff;--alt:#f6f8fa;--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700;--bar:#0969da}
-@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#8d96a0;--line:#30363d;--bg:#0d1117;--alt:#161b22;--ok:#3fb950;--bad:#f85149;--warn:#d29922;--bar:#4493f8}}
-*{box-sizing:border-box}
-body{margin:0 auto;max-width:1200px;padding:24px;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
-.muted{color:var(--muted)}.mono,td.v{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
-.badge{display:inline-block;padding:1px 10px;border-radius:12px;color:#fff;font-weight:600;font-size:13px;vertical-align:2px}
-.PASS,.pass{background:var(--ok)}.FAIL,.fail,.error{background:var(--bad)}.scored{background:var(--muted)}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px;margin-top:16px}
-.card{border:1px solid var(--line);border-radius:6px;padding:10px 12px}
-.card b{display:block;font-size:18px}.card span{color:var(--muted);font-size:12px}
-table{border-collapse:collapse;width:100%}
-th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
-th{background:var(--alt);position:sticky;top:0;white-space:nowrap}
-table.sortable th{cursor:pointer;user-select:none}
-th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.v div{white-space:pre-wrap;word-break:break-word;max-height:9em;overflow:auto;min-width:12em}
-td.err,.bad{color:var(--bad)}
-tr:hover td{background:var(--alt)}
-td .badge{font-size:11px;padding:0 7px}
-.meter{display:inline-block;width:80px;height:8px;background:var(--alt);border:1px solid var(--line);border-radius:4px;overflow:hidden;vertical-align:middle;margin-left:6px}
-.meter i{display:block;height:100%;background:var(--bar)}
-svg text{fill:var(--muted);font-size:11px}svg .bar{fill:var(--bar)}svg .axis{stroke:var(--line)}
-svg .mean{stroke:var(--fg);stroke-dasharray:4 3}svg .gate{stroke:var(--bad);stroke-dasharray:2 2}
-"""
 
-# Click a header to sort; numbers compare as numbers (cells carry data-v), blanks sort lowest.
-_JS = """
-document.querySelectorAll("table.sortable th").forEach(function (th, col) {
-  function sort() {
-    var table = th.closest("table"), body = table.tBodies[0], rows = Array.from(body.rows);
-    var asc = th.getAttribute("aria-sort") !== "ascending";
-    table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-    function key(tr) { var td = tr.cells[col]; return td.dataset.v !== undefined ? td.dataset.v : td.textContent.trim(); }
-    var numeric = rows.every(function (tr) { var k = key(tr); return k === "" || !isNaN(k); });
-    rows.sort(function (a, b) {
-      var x = key(a), y = key(b), c;
-      if (numeric) { x = x === "" ? -Infinity : +x; y = y === "" ? -Infinity : +y; c = x < y ? -1 : x > y ? 1 : 0; }
-      else { c = x.localeCompare(y, undefined, {numeric: true, sensitivity: "base"}); }
-      return asc ? c : -c;
-    });
-    rows.forEach(function (tr) { body.appendChild(tr); });
-  }
-  th.tabIndex = 0;
-  th.addEventListener("click", sort);
-  th.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); } });
-});
-"""
+def render_html(summary: EvalSummary, records: Sequence[EvalRecord], *,
+                baseline: Sequence[EvalRecord] | None = None) -> str:
+    """The whole report as one HTML document (summary, score histogram, example table).
 
-
-def render_html(summary: EvalSummary, records: Sequence[EvalRecord]) -> str:
-    """The whole report as one HTML document (summary, score histogram, example table)."""
+    With `baseline` (the records compared against), each example also shows the
+    baseline's status, score and prediction, and the table can be filtered to flipped rows.
+    """
     title = f"promptc eval: {summary.spec}"
     status = verdict(summary)
     why = "; ".join(reasons(summary))
+    old = {r.row: r for r in baseline} if baseline is not None else None
     parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        # Belt and braces: even a bug here cannot make the browser fetch anything.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        page_head(title),
         f'<h1>{escape(title)} <span class="badge {status}">{status}</span></h1>',
         f'<div class="muted">{escape(why)}</div>' if why else "",
         _run_line(summary),
@@ -106,9 +57,10 @@ def render_html(summary: EvalSummary, records: Sequence[EvalRecord]) -> str:
               histogram_svg([r.score for r in records if r.score is not None],
                             mean=summary.mean, threshold=summary.threshold),
               f"<h2>Examples ({len(records)})</h2>",
-              '<p class="muted">Click a column header to sort.</p>',
-              _examples_table(summary, records),
-              f"<script>{_JS}</script>",
+              '<p class="muted">Click a column header to sort; filter with the buttons or search.</p>',
+              _examples_filter(records, old),
+              _examples_table(summary, records, old),
+              scripts(),
               "</body></html>", ""]
     return "\n".join(p for p in parts if p)
 
@@ -118,6 +70,9 @@ def _run_line(s: EvalSummary) -> str:
     if s.program:
         bits.append(f"program {s.program}")
     bits.append(f"exit code {s.exit_code}")
+    made = provenance_line(s)
+    if made:
+        bits.append(made)
     return f'<div class="muted mono">{escape(" · ".join(bits))}</div>'
 
 
@@ -209,17 +164,36 @@ def _text_td(text: str, cls: str = "v") -> str:
     return f'<td class="{cls}"><div>{escape(text)}</div></td>' if text else f'<td class="{cls}"></td>'
 
 
-def _examples_table(s: EvalSummary, records: Sequence[EvalRecord]) -> str:
+def _row_flags(r: EvalRecord, old: dict[int, EvalRecord] | None) -> dict[str, bool]:
+    flags = {"failing": r.status in ("fail", "error"), "errors": r.status == "error"}
+    if old is not None:
+        flags["flipped"] = r.row in old and flipped(old[r.row], r)
+    return flags
+
+
+def _examples_filter(records: Sequence[EvalRecord], old: dict[int, EvalRecord] | None) -> str:
+    flags = [_row_flags(r, old) for r in records]
+    names = [("failing", "failing"), ("errors", "errors")]
+    if old is not None:
+        names.insert(0, ("flipped", "flipped vs baseline"))
+    return filter_bar("examples", [(key, label, sum(f[key] for f in flags)) for key, label in names],
+                      len(records))
+
+
+def _examples_table(s: EvalSummary, records: Sequence[EvalRecord],
+                    old: dict[int, EvalRecord] | None = None) -> str:
     metrics = metric_names(s, records)
     show_metrics = [m for m in metrics if m != s.primary]  # the primary is the score column
-    head = (["row", "status", f"score ({s.primary})"] + show_metrics
-            + ["inputs", "prediction", "gold", "feedback", "error", "latency s", "tokens", "cost"])
+    head = ["row", "status", f"score ({s.primary})"]
+    if old is not None:
+        head += ["baseline", "baseline score", "baseline prediction"]
+    head += show_metrics + ["inputs", "prediction", "gold", "feedback", "error", "latency s", "tokens", "cost"]
     rows = []
     for r in records:
         feedback = "\n".join(f"{k}: {v}" for k, v in r.feedback.items())
-        cells = [_num_td(r.row),
-                 f'<td data-v="{r.status}"><span class="badge {r.status}">{r.status}</span></td>',
-                 _num_td(r.score, fmt_num(r.score))]
+        cells = [_num_td(r.row), _status_td(r.status), _num_td(r.score, fmt_num(r.score))]
+        if old is not None:
+            cells += _baseline_cells(old.get(r.row))
         cells += [_num_td(r.scores.get(m), fmt_num(r.scores.get(m))) for m in show_metrics]
         cells += [_text_td(fields_text(r.inputs)), _text_td(fields_text(r.prediction)),
                   _text_td(fields_text(r.gold)), _text_td(feedback),
@@ -227,7 +201,19 @@ def _examples_table(s: EvalSummary, records: Sequence[EvalRecord]) -> str:
                   _num_td(r.latency, f"{r.latency:.2f}"),
                   _num_td(r.usage.total_tokens, f"{r.usage.total_tokens:,}"),
                   _num_td(r.usage.cost, fmt_cost(r.usage.cost))]
-        rows.append(f"<tr>{''.join(cells)}</tr>")
+        attrs = "".join(f' data-{k}="{int(v)}"' for k, v in _row_flags(r, old).items())
+        rows.append(f'<tr data-row="{r.row}"{attrs}>{"".join(cells)}</tr>')
     thead = "".join(f"<th>{escape(h)}</th>" for h in head)
-    return (f'<table class="sortable"><thead><tr>{thead}</tr></thead>'
+    return (f'<table class="sortable" id="examples"><thead><tr>{thead}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _status_td(status: str) -> str:
+    return f'<td data-v="{status}"><span class="badge {status}">{status}</span></td>'
+
+
+def _baseline_cells(b: EvalRecord | None) -> list[str]:
+    if b is None:
+        return ['<td data-v="">-</td>', _num_td(None), _text_td("")]
+    return [_status_td(b.status), _num_td(b.score, fmt_num(b.score)),
+            _text_td(b.error or fields_text(b.prediction), "v err" if b.error else "v")]

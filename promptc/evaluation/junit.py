@@ -43,6 +43,8 @@ def junit_tree(summary: EvalSummary, records: Sequence[EvalRecord]) -> ET.Elemen
     name = _xml(f"promptc eval: {summary.spec}")
     root = ET.Element("testsuites", {"name": name, **counts})
     suite = ET.SubElement(root, "testsuite", {"name": name, **counts})
+    if summary.provenance is not None:
+        suite.set("timestamp", summary.provenance.timestamp)
     props = ET.SubElement(suite, "properties")
     for key, value in _junit_properties(summary):
         ET.SubElement(props, "property", {"name": key, "value": _xml(value)})
@@ -83,6 +85,10 @@ def _junit_properties(summary: EvalSummary) -> list[tuple[str, Any]]:
                   ("diff", f"{c.diff:+.4f}"), ("diff_ci_low", fmt_num(c.low, 4)),
                   ("diff_ci_high", fmt_num(c.high, 4)), ("p_value", fmt_num(c.p_value, 4)),
                   ("regression", str(c.regression).lower())]
+    prov = summary.provenance
+    if prov is not None:
+        props += [("models", prov.models_text()), ("promptc_version", prov.promptc_version),
+                  ("timestamp", prov.timestamp)]
     props.append(("exit_code", summary.exit_code))
     return [(k, str(v)) for k, v in props]
 

@@ -79,6 +79,28 @@ class Comparison(_Model):
     regression: bool
 
 
+class Endpoint(_Model):
+    """One LM a run used: where it was sent (the host only, never a key or path)."""
+
+    name: str = Field(description="the LM's name in the spec (`default`, `judge`, ...)")
+    model: str
+    host: str = Field(description="endpoint host[:port], or 'offline' for the built-in LM")
+    priced: bool = Field(default=True, description="the spec's `prices:` has this model (else cost shows $0)")
+
+
+class Provenance(_Model):
+    """What produced a result: the models and endpoints, the promptc version, when."""
+
+    models: list[Endpoint] = Field(default_factory=list)
+    promptc_version: str
+    timestamp: str = Field(description="ISO 8601, UTC, when the run finished")
+
+    def models_text(self) -> str:
+        """'fake-model @ 127.0.0.1:8080' (one per LM, comma-separated)."""
+        return ", ".join(f"{e.model} @ {e.host}" + (f" ({e.name})" if e.name != "default" else "")
+                         for e in self.models)
+
+
 class EvalSummary(_Model):
     """Totals of one `promptc eval` run, and the verdict that decides its exit code."""
 
@@ -103,6 +125,7 @@ class EvalSummary(_Model):
     soft_violations: int = Field(default=0, description="suggest constraints still failing, over all rows")
     hard_violations: int = Field(default=0, description="assert constraints that failed rows")
     exit_code: int
+    provenance: Provenance | None = Field(default=None, description="models, endpoints, version, time")
 
 
 class EvalReport(_Model):

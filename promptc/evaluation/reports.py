@@ -26,6 +26,7 @@ from promptc.evaluation.formatting import (
     md_escape,
     metric_names,
     ordered_keys,
+    provenance_line,
     reasons,
     verdict,
     worst_examples,
@@ -157,6 +158,9 @@ def markdown_summary(summary: EvalSummary, records: Sequence[EvalRecord], *,
     if line:
         parts += [line, ""]
     parts += [usage_line(summary), ""]
+    made = provenance_line(summary)
+    if made:
+        parts += [md_escape(made, 300), ""]
     # Perfect scores are never "worst", however few examples are left to show.
     picked = worst_examples([r for r in records if r.status != "pass" or (r.score or 0) < 1], worst)
     if picked:
@@ -242,8 +246,11 @@ def check_report_suffix(path: Path) -> None:
                          f"(use one of {', '.join(REPORT_SUFFIXES)})")
 
 
-def write_report(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]) -> None:
-    """Write a report whose format is chosen by the file suffix (.json, .csv, .md, .html)."""
+def write_report(path: Path, summary: EvalSummary, records: Sequence[EvalRecord], *,
+                 baseline: Sequence[EvalRecord] | None = None) -> None:
+    """Write a report whose format is chosen by the file suffix (.json, .csv, .md, .html).
+
+    `baseline` (the records compared against) adds per-row baseline columns to the HTML."""
     path = Path(path)
     check_report_suffix(path)
     suffix = path.suffix.lower()
@@ -256,4 +263,4 @@ def write_report(path: Path, summary: EvalSummary, records: Sequence[EvalRecord]
     else:
         from promptc.evaluation.html_report import render_html
 
-        _write_text(path, render_html(summary, records))
+        _write_text(path, render_html(summary, records, baseline=baseline))

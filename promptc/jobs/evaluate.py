@@ -26,6 +26,8 @@ class EvalResult(BaseModel):
     junit: Path | None = None
     github_summary: bool = Field(default=False, description="appended to $GITHUB_STEP_SUMMARY")
     notes: list[str] = Field(default_factory=list, description="what resuming repaired in the output")
+    baseline: list[EvalRecord] | None = Field(default=None, description="the --baseline's records, if given")
+    warnings: list[str] = Field(default_factory=list, description="e.g. a model with no price")
 
     @property
     def score(self) -> float:
@@ -72,6 +74,7 @@ def _evaluate(source: LoadedProgram, data: DataLike | None, *, metrics: Sequence
     from promptc.errors import UsageError
     from promptc.evaluation.evaluator import EvalJob, Gate, summarize
     from promptc.jobs.metrics import load_baseline, resolve_metrics
+    from promptc.jobs.provenance import price_warnings, provenance
     from promptc.metrics.judge import JudgeRunner
 
     if resume and overwrite:
@@ -99,7 +102,10 @@ def _evaluate(source: LoadedProgram, data: DataLike | None, *, metrics: Sequence
                         data=source_label(rows), gate=gate, wall_seconds=time.monotonic() - started,
                         baseline=old, baseline_name=str(baseline) if baseline is not None else "")
     summary.usage.add(judge.usage)
-    return _write_files(EvalResult(summary=summary, records=records, notes=job.notes), reports, junit)
+    summary.provenance = provenance(source)
+    result = EvalResult(summary=summary, records=records, notes=job.notes, baseline=old,
+                        warnings=price_warnings(summary.provenance))
+    return _write_files(result, reports, junit)
 
 
 def _probe_files(reports: Sequence[str | Path], junit: str | Path | None) -> None:
@@ -118,7 +124,7 @@ def _write_files(result: EvalResult, reports: Sequence[str | Path], junit: str |
     from promptc.evaluation.reports import append_github_summary, write_report
 
     for path in reports:
-        write_report(Path(path), result.summary, result.records)
+        write_report(Path(path), result.summary, result.records, baseline=result.baseline)
         result.reports.append(Path(path))
     if junit is not None:
         write_junit(Path(junit), result.summary, result.records)

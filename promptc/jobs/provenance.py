@@ -1,88 +1,67 @@
-"""What a job ran with: promptc version, time, program source, models and endpoint hosts.
+"""What a result names about how it was produced: models, endpoint hosts, version, time.
 
-`promptc run` writes it beside its output (`OUTPUT.meta.json`) so a finished file says
-which model produced it, and so `promptc trace` can replay a row with the same program,
-overrides and cache. Endpoint hosts only: never a key, never a full URL with credentials.
+Only the host of an endpoint is recorded: a base URL may carry credentials in its
+user-info or query string, and a report is shared far more widely than a spec.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from pathlib import Path
-from urllib.parse import urlparse
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
-
-from promptc.errors import OutputError, UsageError
+from promptc import __version__
+from promptc.evaluation.records import Endpoint, Provenance
 from promptc.jobs.program import LoadedProgram
 
-SUFFIX = ".meta.json"
+OPENAI_HOST = "api.openai.com"
 
 
-class Provenance(BaseModel):
-    """The facts of one job, as recorded next to its output."""
+def endpoint_host(base_url: str | None) -> str:
+    """`host[:port]` of a base URL (the OpenAI API's when there is none)."""
+    if not base_url:
+        return OPENAI_HOST
+    parts = urlsplit(base_url if "//" in base_url else f"//{base_url}")
+    host = parts.hostname or "?"
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port is still not worth failing a finished run over
+        port = None
+    return f"{host}:{port}" if port else host
 
-    promptc_version: str
-    started: str = Field(description="UTC, ISO 8601")
-    spec: str | None = None
-    program: str | None = Field(default=None, description="the compiled artifact, if one was used")
-    models: dict[str, str] = Field(default_factory=dict, description="LM name -> model")
-    endpoints: dict[str, str] = Field(default_factory=dict, description="LM name -> endpoint host")
-    model_override: str | None = None
-    base_url_override: str | None = None
-    cache_path: str | None = None
-    cache: bool = True
+
+def _innermost(lm: object) -> object:
+    """The client under an LM's layers (tracing, cache, budget)."""
+    while getattr(lm, "inner", None) is not None:
+        lm = lm.inner  # type: ignore[attr-defined]
+    return lm
+
+
+def endpoints(source: LoadedProgram) -> list[Endpoint]:
+    """Every LM of the program, as it will be called (after --model/--base-url overrides)."""
+    out = []
+    lms = source.runtime.lms or source.program.lms
+    for name, lm in sorted(lms.items()):
+        model = str(getattr(lm, "model", "?"))
+        if type(_innermost(lm)).__name__ == "OfflineLM":
+            out.append(Endpoint(name=name, model=model, host="offline", priced=True))
+            continue
+        out.append(Endpoint(name=name, model=model, host=endpoint_host(getattr(lm, "base_url", None)),
+                            priced=getattr(lm, "price", None) is not None))
+    return out
 
 
 def provenance(source: LoadedProgram) -> Provenance:
-    from promptc import __version__
-
-    options = source.options
-    spec = source.spec.path if source.spec is not None else None
-    return Provenance(
-        promptc_version=__version__, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        spec=str(Path(spec).resolve()) if spec else None,
-        program=str(source.artifact.resolve()) if source.artifact is not None else None,
-        models={name: cfg.model for name, cfg in source.lm_configs.items()},
-        endpoints={name: host_of(cfg.base_url) for name, cfg in source.lm_configs.items()
-                   if cfg.resolved_provider != "offline"},
-        model_override=options.model if options else None,
-        base_url_override=options.base_url if options else None,
-        cache_path=str(options.cache_path.resolve()) if options and options.cache_path else None,
-        cache=options.cache if options else True)
+    """The provenance block of a result finishing now."""
+    return Provenance(models=endpoints(source), promptc_version=__version__,
+                      timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-def host_of(base_url: str | None) -> str:
-    """The host (and port) of an endpoint URL; the OpenAI API when none is set."""
-    parsed = urlparse(base_url or "https://api.openai.com/v1")
-    return f"{parsed.hostname}:{parsed.port}" if parsed.port else str(parsed.hostname)
-
-
-def meta_path(output: Path) -> Path:
-    return output.with_name(output.name + SUFFIX)
-
-
-def write_provenance(output: Path, facts: Provenance) -> Path:
-    """Write `OUTPUT.meta.json` (atomically); OutputError names the path if it cannot."""
-    path = meta_path(output)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(facts.model_dump(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
-
-
-def read_provenance(output: Path) -> Provenance:
-    path = meta_path(output)
-    try:
-        return Provenance.model_validate_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path} not found: it is written by `promptc run`; for other files pass "
-                         "the SPEC (and --program) the rows came from") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a promptc run record ({exc})") from None
+def price_warnings(prov: Provenance) -> list[str]:
+    """One line per remote model that `prices:` does not list (its cost would read $0)."""
+    seen: set[str] = set()
+    out = []
+    for e in prov.models:
+        if not e.priced and e.model not in seen:
+            seen.add(e.model)
+            out.append(f"no price for model '{e.model}' in `prices:`: its cost is counted as $0")
+    return out

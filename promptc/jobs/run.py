@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from promptc.jobs.data import DataLike, as_source
 from promptc.jobs.program import ProgramLike, as_loaded
-from promptc.jobs.provenance import provenance, write_provenance
+from promptc.jobs.run_record import run_record, write_run_record
 from promptc.lm.base import Usage
 from promptc.runner.batch import BatchStats
 from promptc.runner.job import RunJob
@@ -65,7 +65,7 @@ def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: boo
                      concurrency=concurrency or source.concurrency)
         scan, done = job.prepare()
         if kind(job.output) in (None, REGULAR):  # beside a file, never in /dev beside a device
-            write_provenance(job.output, provenance(source))
+            write_run_record(job.output, run_record(source))
         plan = RunPlan(valid=scan.valid, invalid=scan.invalid, done=len(done),
                        todo=max(0, scan.valid - len(done)),
                        rejects=job.rejects_path if scan.invalid else None, notes=job.notes)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from promptc.core.trace import TraceStep
 from promptc.errors import FATAL_LM_ERRORS, OfflineCacheMiss, StepFailed, UsageError
 from promptc.jobs.program import lm_options, load_source
-from promptc.jobs.provenance import Provenance, read_provenance
+from promptc.jobs.run_record import RunRecord, read_run_record
 
 
 class RowTrace(BaseModel):
@@ -28,14 +28,14 @@ class RowTrace(BaseModel):
     output: dict[str, Any] = Field(description="the row as the run wrote it")
     steps: list[TraceStep]
     error: str | None = None
-    provenance: Provenance
+    record: RunRecord = Field(description="what the run recorded in OUTPUT.meta.json")
 
 
 def trace_row(output: str | Path, row: int, *, spec: str | Path | None = None,
               program: str | Path | None = None, cache_dir: str | Path | None = None) -> RowTrace:
     """Replay row `row` (its `_row`) of a `promptc run` output from the cache."""
     output = Path(output)
-    facts = read_provenance(output)
+    facts = read_run_record(output)
     record = find_row(output, row)
     spec_path = Path(spec) if spec else (Path(facts.spec) if facts.spec else None)
     artifact = Path(program) if program else (Path(facts.program) if facts.program else None)
@@ -44,7 +44,7 @@ def trace_row(output: str | Path, row: int, *, spec: str | Path | None = None,
     with load_source(spec_path, artifact, options) as source:
         inputs = {name: _input(record, name) for name in source.program.input_names}
         steps, error = asyncio.run(_replay(source.program, inputs))
-    return RowTrace(row=row, inputs=inputs, output=record, steps=steps, error=error, provenance=facts)
+    return RowTrace(row=row, inputs=inputs, output=record, steps=steps, error=error, record=facts)
 
 
 async def _replay(program: Any, inputs: dict[str, Any]) -> tuple[list[TraceStep], str | None]:
