@@ -147,7 +147,7 @@ class Program:
             if f.name not in row or row[f.name] is None:
                 raise ValueError(f"missing required input field '{f.name}'")
             try:
-                out[f.name] = f.type.coerce(row[f.name])
+                out[f.name] = f.type.check_input(row[f.name])
             except CoercionError as exc:
                 raise ValueError(f"field '{f.name}': {exc}") from None
         return out

@@ -93,7 +93,7 @@ def prepare_resume(output: Path, *, row_key: str = "_row", error_key: str = "_er
             try:
                 row = json.loads(text)
                 row_id = row[row_key]
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise UsageError(f"{output}:{number}: not a promptc output row (no `{row_key}`); "
                                  "refusing to resume into a file promptc did not write") from None
             if row.get(error_key) is not None or row_id in done:
