@@ -43,17 +43,25 @@ class InputScan:
         return InputError("\n".join(lines))
 
 
-def check_row(program: Program, value: dict[str, Any] | None, error: str | None) -> tuple[dict[str, Any] | None, str | None]:
+# A job's own check of a parsed row beyond the program's inputs (eval: the gold fields).
+RowCheck = Callable[[dict[str, Any]], "str | None"]
+
+
+def check_row(program: Program, value: dict[str, Any] | None, error: str | None,
+              check: RowCheck | None = None) -> tuple[dict[str, Any] | None, str | None]:
     """Typed program inputs for a parsed line, or the reason it can't run."""
     if error is not None or value is None:
         return None, error
     try:
-        return program.coerce_inputs(value), None
+        inputs = program.coerce_inputs(value)
     except ValueError as exc:
         return None, str(exc)
+    problem = check(value) if check is not None else None
+    return (None, problem) if problem else (inputs, None)
 
 
-def scan_input(source: RowSource, program: Program, limit: int | None = None) -> InputScan:
+def scan_input(source: RowSource, program: Program, limit: int | None = None,
+               check: RowCheck | None = None) -> InputScan:
     """Validate every row before any LM call (streaming; keeps only the first problems)."""
     scan = InputScan()
     seen = 0
@@ -61,7 +69,7 @@ def scan_input(source: RowSource, program: Program, limit: int | None = None) ->
         if limit is not None and seen >= limit:
             break
         seen += 1
-        _, problem = check_row(program, line.value, line.error)
+        _, problem = check_row(program, line.value, line.error, check)
         if problem is None:
             scan.valid += 1
         else:
@@ -142,6 +150,7 @@ class RunJob:
     row_key: str = "_row"
     error_key: str = "_error"
     keep: Callable[[dict[str, Any]], None] | None = None
+    check: RowCheck | None = None
 
     @property
     def rejects_path(self) -> Path:
@@ -151,7 +160,7 @@ class RunJob:
         """Validate input and output files; no LM call happens here."""
         if isinstance(self.input, Path) and self.input.resolve() == self.output.resolve():
             raise UsageError("--output must differ from --input")
-        scan = scan_input(self.input, self.program, self.limit)
+        scan = scan_input(self.input, self.program, self.limit, self.check)
         if scan.invalid and self.on_error == "fail":
             raise scan.error(self.input)
         if self.output.exists() and self.output.stat().st_size > 0 and not (self.resume or self.overwrite):
@@ -171,7 +180,7 @@ class RunJob:
             seen += 1
             if line.number in done:
                 continue
-            inputs, problem = check_row(self.program, line.value, line.error)
+            inputs, problem = check_row(self.program, line.value, line.error, self.check)
             if problem is not None:
                 if rejects is not None:
                     rejects.write({"_row": line.number, "_error": problem, "_raw": line.raw})
