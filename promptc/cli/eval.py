@@ -10,6 +10,7 @@ import typer
 from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
+    MaxPromptTokensOpt,
     ModelOpt,
     NoCacheOpt,
     ProgramOpt,
@@ -64,6 +65,7 @@ def eval_command(
     resume: Annotated[bool, typer.Option("--resume", help="Complete an existing --output file.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
     on_error: Annotated[OnError, typer.Option("--on-error", help="What to do with bad data lines.")] = OnError.fail,
+    max_prompt_tokens: MaxPromptTokensOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
@@ -75,7 +77,7 @@ def eval_command(
     from promptc.jobs.program import lm_options, load_source
 
     options = lm_options(model=model, base_url=base_url, concurrency=concurrency, cache=not no_cache,
-                         cache_dir=cache_dir, offline=offline)
+                         cache_dir=cache_dir, offline=offline, max_prompt_tokens=max_prompt_tokens)
     with load_source(spec, program, options) as source, BatchProgress("eval") as progress:
         result = evaluate(source, data, metrics=metric, output=output, resume=resume, overwrite=overwrite,
                           limit=limit, on_error=on_error.value, threshold=threshold, baseline=baseline,
