@@ -65,6 +65,19 @@ def inspect_command(
         _inspect(source.program, step, example)
 
 
+def _check_types(program: Program, values: dict) -> None:
+    """The fields given in --example, type-checked like a data row's."""
+    from promptc.core.types import CoercionError
+    from promptc.errors import UsageError
+
+    for f in program.input_fields:
+        if values.get(f.name) is not None:
+            try:
+                f.type.check_input(values[f.name])
+            except CoercionError as exc:
+                raise UsageError(f"--example: field '{f.name}': {exc}") from None
+
+
 def _inspect(program: Program, step: str | None, example: str | None) -> None:
     from promptc.cli.dry_run import print_messages
     from promptc.errors import UsageError
@@ -84,6 +97,7 @@ def _inspect(program: Program, step: str | None, example: str | None) -> None:
         if unknown:
             raise UsageError(f"--example has unknown field(s) {', '.join(unknown)}; "
                              f"the program's inputs are: {', '.join(program.input_names)}")
+        _check_types(program, values)
     names = [s.name for s in program.steps]
     if step is not None and step not in names:
         raise UsageError(f"no step named '{step}' (steps: {', '.join(names)})")
