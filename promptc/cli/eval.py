@@ -26,7 +26,7 @@ Each data row holds the program's inputs and the gold fields the metrics read. M
 
 Runs with the same concurrency, retries, cache and resume machinery as `run`. Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost, latency p50/p95 and the worst examples.
 
-Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression against --baseline); 2 spec, usage or input error; 3 LM/infrastructure failure (more than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss under --offline).
+Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression against --baseline); 2 spec, usage or input error (a data row without a valid gold value included: nothing is spent); 3 LM/infrastructure failure (more than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss under --offline).
 
 Examples:
 
