@@ -185,3 +185,11 @@ def test_compile_bad_input_in_dev(tmp_path):
     dev = write(tmp_path, "dev.jsonl", rows(GOOD_ROW, row(question={"nested": True})))
     assert_fails(cli("compile", spec, "--train", train, "--dev", dev, "--out", str(tmp_path / "build")), 2,
                  "dev.jsonl:2: field 'question': expected str, got object")
+
+
+def test_dry_run_counts_rows_over_the_size_limit(tmp_path):
+    spec = write(tmp_path, "spec.yaml", SPEC)
+    data = write(tmp_path, "in.jsonl", rows(GOOD_ROW, row(question="x " * 2000)))
+    result = cli("run", spec, "-i", data, "-o", str(tmp_path / "out.jsonl"), "--dry-run", "--max-prompt-tokens", "800")
+    assert result.returncode == 0, result.stderr
+    assert "1 row(s) to run, 1 over the prompt size limit" in result.stdout
