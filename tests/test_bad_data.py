@@ -3,7 +3,7 @@
 Row 1 of every file below is good; the bad line is line 2, so a message naming
 `in.jsonl:2` proves the line number is the bad one's. The last tests cover what a bad row
 does *during* a run (a prompt over the size limit: that row's error, exit 1, nothing
-sent) and eval/compile's gold fields.
+sent) and eval's gold fields.
 """
 
 from __future__ import annotations
@@ -169,14 +169,6 @@ def test_eval_bad_gold_through_the_real_entry_point(tmp_path):
     result = run_cli("eval", spec, "-d", data)
     assert_fails(result, 2, "in.jsonl:2: gold field 'answer': 'abc' is not a number")
     assert "eval failed" not in result.stderr
-
-
-def test_compile_bad_gold_in_train(tmp_path):
-    spec = write(tmp_path, "spec.yaml", SPEC)
-    train = write(tmp_path, "train.jsonl", rows(*[GOOD_ROW] * 4, row(answer=...)))
-    assert_fails(cli("compile", spec, "--train", train, "--out", str(tmp_path / "build")), 2,
-                 "train.jsonl:5: missing gold field 'answer'")
-    assert not (tmp_path / "build").exists()
 
 
 def test_compile_bad_input_in_dev(tmp_path):

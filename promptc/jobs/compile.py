@@ -27,7 +27,6 @@ from promptc.jobs.metrics import MetricLike
 from promptc.jobs.program import LoadedProgram, ProgramLike, as_loaded
 from promptc.lm.base import Usage
 from promptc.lm.budget import Budget, budgeted
-from promptc.runner.job import RowCheck
 from promptc.runner.jsonl import RowSource
 
 # Without an `optimizer:` block: the best held-out accuracy per compile call measured on the
@@ -170,6 +169,7 @@ def _setup(source: LoadedProgram, trainset: DataLike | None, devset: DataLike | 
     if train is None:
         raise UsageError("no training data: pass --train FILE or set `data.train` in the spec")
     dev = as_source(devset) if devset is not None else (source.data_path("dev") if trainset is None else None)
+    train_examples, dev_examples = _examples(train, dev, program, seed, events)
     name, opt = _optimizer(source, optimizer, settings, make_optimizer)
     resolved = opt.settings.model_dump()  # type: ignore[attr-defined]
     spec_path = source.spec.path if source.spec is not None else None
@@ -177,7 +177,6 @@ def _setup(source: LoadedProgram, trainset: DataLike | None, devset: DataLike | 
     student = program.with_state(program.state(), lms=lms)
     teacher = {**lms, "default": lms["teacher"]} if "teacher" in lms else None
     primary = next(m for m in resolve_metrics(source, metric, program=student) if m.primary)  # judge on the budget
-    train_examples, dev_examples = _examples(train, dev, program, seed, events, primary.gold_problem)
     ctx = CompileContext(program=student, trainset=train_examples, devset=dev_examples, metric=primary,
                          seed=seed, concurrency=concurrency or source.concurrency, teacher_lms=teacher,
                          settings=resolved, budget=budget)
@@ -185,11 +184,11 @@ def _setup(source: LoadedProgram, trainset: DataLike | None, devset: DataLike | 
                   metric)
 
 
-def _examples(train: RowSource, dev: RowSource | None, program: Any, seed: int, events: CompileEvents,
-              check: RowCheck) -> tuple[list[Example], list[Example]]:
-    train_examples = load_examples(train, program, check)
+def _examples(train: RowSource, dev: RowSource | None, program: Any, seed: int,
+              events: CompileEvents) -> tuple[list[Example], list[Example]]:
+    train_examples = load_examples(train, program)
     if dev is not None:
-        return train_examples, load_examples(dev, program, check)
+        return train_examples, load_examples(dev, program)
     train_examples, dev_examples = split(train_examples, seed)
     events.split(len(dev_examples), len(train_examples) + len(dev_examples))
     return train_examples, dev_examples

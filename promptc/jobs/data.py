@@ -12,7 +12,7 @@ from typing import Any
 from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.errors import InputError, UsageError
-from promptc.runner.job import MAX_REPORTED, RowCheck, check_row
+from promptc.runner.job import MAX_REPORTED, check_row
 from promptc.runner.jsonl import RowSource, iter_lines, source_label
 
 DEV_FRACTION = 0.3
@@ -26,15 +26,15 @@ def as_source(data: DataLike) -> RowSource:
     return Path(data) if isinstance(data, (str, Path)) else data
 
 
-def load_examples(data: DataLike, program: Program, check: RowCheck | None = None) -> list[Example]:
-    """Every labelled row as an Example; InputError lists bad rows (`check`: e.g. the gold)."""
+def load_examples(data: DataLike, program: Program) -> list[Example]:
+    """Every labelled row as an Example; InputError lists bad rows."""
     source = as_source(data)
     label = source_label(source)
     examples: list[Example] = []
     problems: list[str] = []
     bad = 0
     for line in iter_lines(source):
-        _, problem = check_row(program, line.value, line.error, check)
+        _, problem = check_row(program, line.value, line.error)
         if problem is not None:
             bad += 1
             if len(problems) < MAX_REPORTED:
