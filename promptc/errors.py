@@ -7,6 +7,7 @@
     ├── ParseError               an LM reply could not be parsed into typed fields
     ├── StepFailed               a program step failed for one example (carries the trace)
     ├── AssertionFailed          a hard constraint (assert:) still failed after its retries
+    ├── PromptTooLarge           a row's prompt is over lm.max_prompt_tokens: refused, not sent
     ├── OutputError              a result could not be written (disk full, permissions; exit 3)
     └── ServiceError             an external service failed (exit 3)
         ├── RetrieverError       a retrieval endpoint failed (promptc.retrieve.base)
@@ -122,6 +123,15 @@ class StepFailed(PromptcError):
 
 class AssertionFailed(PromptcError):
     """A hard constraint on a step's output still failed after its retries."""
+
+    exit_code = EXIT_ROWS_FAILED
+
+
+class PromptTooLarge(PromptcError):
+    """A row's prompt is over the size limit; it was refused before anything was sent.
+
+    A problem of that row's data (one huge field), so the row fails and the batch goes on.
+    """
 
     exit_code = EXIT_ROWS_FAILED
 

@@ -190,3 +190,15 @@ def test_parquet_over_the_real_client(tmp_path, fake_server):
     rows = pq.read_table(out).to_pylist()
     assert len(rows) == 40 and all(r["_error"] is None for r in rows)
     assert fake_server.request_count == 40
+
+
+def test_csv_text_is_parsed_into_typed_fields_while_jsonl_is_checked(tmp_path):
+    spec = tmp_path / "typed.yaml"
+    spec.write_text('version: 1\nname: typed\nlm: {model: offline}\nprogram:\n'
+                    '  - step: a\n    signature: "question, n: int -> answer"\n')
+    (tmp_path / "t.csv").write_text("n,question\n3,hi\n", encoding="utf-8")
+    ok = run_cli("run", str(spec), "-i", str(tmp_path / "t.csv"), "-o", str(tmp_path / "a.jsonl"), "--no-cache")
+    assert ok.returncode == 0, ok.stderr
+    (tmp_path / "t.jsonl").write_text('{"n": "3", "question": "hi"}\n', encoding="utf-8")
+    strict = run_cli("run", str(spec), "-i", str(tmp_path / "t.jsonl"), "-o", str(tmp_path / "b.jsonl"), "--no-cache")
+    assert strict.returncode == 2 and "t.jsonl:1: field 'n': expected int, got str" in strict.stderr

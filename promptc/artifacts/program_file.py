@@ -149,6 +149,10 @@ def load_artifact(path: str | Path) -> ProgramArtifact:
         data = json.loads(target.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{target}: not a JSON program artifact ({exc})") from None
+    except RecursionError:
+        raise UsageError(f"{target}: not a program artifact (nested too deeply)") from None
+    except (OSError, ValueError) as exc:  # a folder named program.json, a too-long integer...
+        raise UsageError(f"{target}: cannot read the program artifact ({exc})") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
         raise UsageError(f"{target}: artifact schema_version {version!r}; this promptc reads {SCHEMA_VERSION} "

@@ -29,6 +29,9 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor w
 ProgramOpt = Annotated[Path | None, typer.Option(
     "--program", help="A compiled program artifact (program.json or its folder) to use instead "
     "of the spec's own instructions and demos; it must match the spec's steps and fields.")]
+MaxPromptTokensOpt = Annotated[int | None, typer.Option(
+    "--max-prompt-tokens", min=1, help="Refuse a row whose prompt is estimated above this many tokens "
+    "(that row fails, nothing is sent; default: the spec's lm.max_prompt_tokens, 100000).")]
 CacheDirOpt = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Cache folder (env: PROMPTC_CACHE_DIR; default ~/.cache/promptc).")]
 

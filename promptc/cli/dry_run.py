@@ -37,21 +37,25 @@ def row_messages(program: Program, inputs: Mapping[str, Any]) -> list[list[Messa
 def print_dry_run(job: RunJob) -> None:
     """The first row's prompts and an estimate of requests and tokens for the whole file."""
     program = job.program
-    rows = bad = prompt_tokens = 0
+    rows = bad = oversized = prompt_tokens = 0
+    limits = [getattr(program.lms.get(s.module.lm or "default"), "max_prompt_tokens", None) for s in program.steps]
     first: dict[str, Any] | None = None
     seen = 0
     for line in iter_lines(job.input):
         if job.limit is not None and seen >= job.limit:
             break
         seen += 1
-        inputs, problem = check_row(program, line.value, line.error)
+        inputs, problem = check_row(program, line.value, line.error, text=line.text)
         if problem is not None or inputs is None:
             bad += 1
             continue
+        sizes = [LMRequest(model="", messages=m).approx_prompt_tokens() for m in row_messages(program, inputs)]
+        if any(limit is not None and size > limit for size, limit in zip(sizes, limits, strict=True)):
+            oversized += 1  # refused when run, so neither sent nor counted below
+            continue
         rows += 1
         first = first or inputs
-        for messages in row_messages(program, inputs):
-            prompt_tokens += LMRequest(model="", messages=messages).approx_prompt_tokens()
+        prompt_tokens += sum(sizes)
     if seen == 0:
         raise InputError("the input file has no rows (it is empty or only blank lines)", file=source_label(job.input))
     if first is not None:
@@ -61,7 +65,8 @@ def print_dry_run(job: RunJob) -> None:
     max_tokens = [getattr(program.lms.get(s.module.lm or "default"), "max_tokens", None) for s in program.steps]
     completion = rows * sum(m or COMPLETION_GUESS for m in max_tokens)
     stdout.print(Rule("estimate"))
-    stdout.print(f"{rows} row(s) to run" + (f", {bad} bad line(s)" if bad else ""))
+    stdout.print(f"{rows} row(s) to run" + (f", {bad} bad line(s)" if bad else "")
+                 + (f", {oversized} over the prompt size limit (each would fail, unsent)" if oversized else ""))
     stdout.print(f"{calls} LM call(s) (more if replies need a parse re-ask or requests are retried)")
     stdout.print(f"~{prompt_tokens:,} prompt tokens, up to ~{completion:,} completion tokens")
     price = getattr(program.lms.get("default"), "price", None)

@@ -11,6 +11,7 @@ from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
     ColumnOpt,
+    MaxPromptTokensOpt,
     NoCacheOpt,
     OtelContentOpt,
     OtelEndpointOpt,
@@ -28,7 +29,7 @@ Each data row holds the program's inputs and the gold fields the metrics read. M
 
 Runs with the same concurrency, retries, cache and resume machinery as `run`. Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost, latency p50/p95 and the worst examples.
 
-Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression against --baseline); 2 spec, usage or input error; 3 LM/infrastructure failure (more than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss under --offline).
+Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression against --baseline); 2 spec, usage or input error (a data row without a valid gold value included: nothing is spent); 3 LM/infrastructure failure (more than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss under --offline).
 
 Examples:
 
@@ -68,6 +69,7 @@ def eval_command(
     resume: Annotated[bool, typer.Option("--resume", help="Complete an existing --output file.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
     on_error: Annotated[OnError, typer.Option("--on-error", help="What to do with bad data lines.")] = OnError.fail,
+    max_prompt_tokens: MaxPromptTokensOpt = None,
     model: Annotated[list[str] | None, typer.Option(
         "--model", help="Override the default LM's model (`offline` = the built-in offline LM); "
         "to compare models, use `promptc compare`.")] = None,
@@ -84,7 +86,8 @@ def eval_command(
     from promptc.telemetry import endpoint_from, exporting
 
     options = lm_options(model=one_model(model), base_url=base_url, concurrency=concurrency, cache=not no_cache,
-                         cache_dir=cache_dir, offline=offline)
+                         cache_dir=cache_dir, offline=offline,
+                         max_prompt_tokens=max_prompt_tokens)
     with (load_source(spec, program, options) as source, BatchProgress("eval") as progress,
           exporting(endpoint_from(otel_endpoint), content=otel_content)):
         result = evaluate(source, data_file(data, column), metrics=metric, output=output, resume=resume,

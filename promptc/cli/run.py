@@ -13,6 +13,7 @@ from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
     ColumnOpt,
+    MaxPromptTokensOpt,
     ModelOpt,
     NoCacheOpt,
     OtelContentOpt,
@@ -86,6 +87,7 @@ def run_command(
     rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="Client-side limit, requests per minute.")] = None,
     tpm: Annotated[int | None, typer.Option("--tpm", min=1, help="Client-side limit, tokens per minute.")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0.01, help="Seconds per request.")] = None,
+    max_prompt_tokens: MaxPromptTokensOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
@@ -99,7 +101,8 @@ def run_command(
     from promptc.telemetry import endpoint_from, exporting
 
     options = lm_options(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                         timeout=timeout, cache=not no_cache, cache_dir=cache_dir)
+                         timeout=timeout, cache=not no_cache, cache_dir=cache_dir,
+                         max_prompt_tokens=max_prompt_tokens)
     with load_source(spec, program, options) as source:
         if dry_run:
             _dry_run(source, data_file(input, column), output, limit, resume, overwrite)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -66,23 +65,39 @@ def inspect_command(
         _inspect(source.program, step, example)
 
 
+def _check_types(program: Program, values: dict) -> None:
+    """The fields given in --example, type-checked like a data row's."""
+    from promptc.core.types import CoercionError
+    from promptc.errors import UsageError
+
+    for f in program.input_fields:
+        if values.get(f.name) is not None:
+            try:
+                f.type.check_input(values[f.name])
+            except CoercionError as exc:
+                raise UsageError(f"--example: field '{f.name}': {exc}") from None
+
+
 def _inspect(program: Program, step: str | None, example: str | None) -> None:
     from promptc.cli.dry_run import print_messages
     from promptc.errors import UsageError
     from promptc.jobs.compile_setup import placeholder_inputs
+    from promptc.runner.jsonl import parse_object
 
     values: dict = {}
     if example is not None:
-        try:
-            values = json.loads(example)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--example is not valid JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(values, dict):
-            raise UsageError("--example must be a JSON object, e.g. '{\"question\": \"...\"}'")
+        parsed, problem = parse_object(example)
+        if parsed is None:
+            if problem and problem.startswith("expected a JSON object"):
+                raise UsageError("--example must be a JSON object, e.g. '{\"question\": \"...\"}'")
+            raise UsageError(f"--example is {problem}" if problem and problem.startswith("not")
+                             else f"--example: {problem}")
+        values = parsed
         unknown = sorted(set(values) - set(program.input_names))
         if unknown:
             raise UsageError(f"--example has unknown field(s) {', '.join(unknown)}; "
                              f"the program's inputs are: {', '.join(program.input_names)}")
+        _check_types(program, values)
     names = [s.name for s in program.steps]
     if step is not None and step not in names:
         raise UsageError(f"no step named '{step}' (steps: {', '.join(names)})")

@@ -140,14 +140,15 @@ class Program:
             predictor.selector = new.selector.model_copy(deep=True) if new.selector else None
         return clone
 
-    def coerce_inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def coerce_inputs(self, row: Mapping[str, Any], *, strict: bool = True) -> dict[str, Any]:
         """The program inputs of a data row, typed; ValueError names the field at fault."""
         out = {}
         for f in self.input_fields:
             if f.name not in row or row[f.name] is None:
                 raise ValueError(f"missing required input field '{f.name}'")
             try:
-                out[f.name] = f.type.coerce(row[f.name])
+                value = row[f.name]
+                out[f.name] = f.type.check_input(value) if strict else f.type.coerce(value)
             except CoercionError as exc:
                 raise ValueError(f"field '{f.name}': {exc}") from None
         return out

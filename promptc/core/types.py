@@ -96,6 +96,37 @@ class FieldType(BaseModel):
         """Turn `value` (often LM text) into this type, or raise CoercionError."""
         return _COERCERS[self.kind](self, value)
 
+    def check_input(self, value: Any) -> Any:
+        """`value` from a data row, checked strictly, or CoercionError ("expected str, got int").
+
+        Unlike `coerce` (for LM replies, which are text), data already has JSON types: a
+        number is not a string, an object is not a list. Integral floats pass as int and an
+        enum value may differ in case; `json` fields take any value their schema allows.
+        """
+        if self.kind == "json":
+            return self.coerce(value)
+        got = json_kind(value)
+        if self.kind == "list":
+            if not isinstance(value, list):
+                raise CoercionError(f"expected {self.display()}, got {got}")
+            assert self.item is not None
+            out = []
+            for i, v in enumerate(value):
+                try:
+                    out.append(self.item.check_input(v))
+                except CoercionError as exc:
+                    raise CoercionError(f"item {i}: {exc}") from None
+            return out
+        wanted = {"str": "str", "enum": "str", "int": "number", "float": "number", "bool": "bool"}[self.kind]
+        if _KIND_GROUP.get(got) != wanted:
+            raise CoercionError(f"expected {self.display() if self.kind != 'enum' else 'str'}, got {got}")
+        if self.kind == "enum":  # exactly one of the values (any case), not a sentence naming one
+            canonical = {v.casefold(): v for v in self.values or ()}.get(value.strip().casefold())
+            if canonical is None:
+                raise CoercionError(f"expected one of {list(self.values or ())}, got {value[:80]!r}")
+            return canonical
+        return self.coerce(value)
+
     def accepts(self, source: FieldType) -> bool:
         """Can a value of type `source` flow into a field of this type?"""
         if self == source:
@@ -111,6 +142,21 @@ class FieldType(BaseModel):
         if self.kind == "list" and source.kind == "list":
             return self.item.accepts(source.item)  # type: ignore[union-attr,arg-type]
         return False
+
+
+_KIND_GROUP = {"str": "str", "int": "number", "float": "number", "bool": "bool"}
+
+
+def json_kind(value: Any) -> str:
+    """A data value's type as messages name it: str, int, float, bool, null, list, object."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "object"
+    for kind in (bool, int, float, str, list):  # bool first: it is an int to Python
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
 
 
 def _parse_literal_values(body: str) -> list[str]:

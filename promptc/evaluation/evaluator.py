@@ -55,19 +55,23 @@ class EvalJob:
     def primary(self) -> NamedMetric:
         return next(m for m in self.metrics if m.primary)
 
+    def gold_problem(self, row: dict[str, Any]) -> str | None:
+        """The first metric's complaint about this row's gold fields, or None."""
+        return next((p for p in (m.gold_problem(row) for m in self.metrics) if p), None)
+
     def _run_job(self, output: Path) -> RunJob:
         # The data file is validated, streamed and resumed exactly like `run`'s input.
         return RunJob(program=self.program, input=self.data, output=output, resume=self.resume,
                       overwrite=self.overwrite, limit=self.limit,
                       on_error=self.on_error,  # type: ignore[arg-type]
-                      concurrency=self.concurrency, row_key="row", error_key="error",
+                      concurrency=self.concurrency, row_key="row", error_key="error", check=self.gold_problem,
                       keep=lambda row: self.done.append(EvalRecord.model_validate(row)))
 
     def prepare(self) -> int:
         """Validate data and output; load finished records on --resume. Returns rows to run."""
         self.done = []
         if self.output is None:
-            scan = scan_input(self.data, self.program, self.limit)
+            scan = scan_input(self.data, self.program, self.limit, self.gold_problem)
             if scan.invalid and self.on_error == "fail":
                 raise scan.error(self.data)
             return scan.valid

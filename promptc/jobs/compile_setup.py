@@ -45,9 +45,17 @@ def fingerprint(spec: Path | None, train: RowSource, dev: RowSource | None, opti
 
 def check_resume(out: Path, current: dict[str, Any], resume: bool) -> None:
     """Refuse to resume a compile whose inputs changed; remember this compile's inputs."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: the compile output must be a folder, and this is a file (--out)")
     path = out / "checkpoint.json"
     if resume and path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
+            raise UsageError(f"{path}: not a checkpoint promptc wrote ({type(exc).__name__}); "
+                             "run without --resume to start over") from None
+        if not isinstance(old, dict):
+            raise UsageError(f"{path}: not a checkpoint promptc wrote; run without --resume to start over")
         changed = sorted(k for k in current if old.get(k) != current[k])
         if changed:
             raise UsageError(f"cannot --resume {out}: {', '.join(changed)} changed since that compile "

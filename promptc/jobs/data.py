@@ -63,7 +63,7 @@ def load_examples(data: DataLike, program: Program) -> list[Example]:
     problems: list[str] = []
     bad = 0
     for line in iter_lines(source):
-        _, problem = check_row(program, line.value, line.error)
+        _, problem = check_row(program, line.value, line.error, text=line.text)
         if problem is not None:
             bad += 1
             if len(problems) < MAX_REPORTED:

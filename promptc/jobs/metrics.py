@@ -86,6 +86,9 @@ def resolve_metrics(source: LoadedProgram, metrics: Sequence[MetricLike] | None,
 
 
 def _first_line(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)  # pydantic: its first line only says "1 validation error"
+    if callable(errors) and errors():
+        return str(errors()[0].get("msg", exc))
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 

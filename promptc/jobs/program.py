@@ -101,12 +101,13 @@ def load_program(path: str | Path, *, spec: str | Path | None = None, model: str
 
 def lm_options(*, model: str | None = None, base_url: str | None = None, cache: bool = True,
                cache_dir: str | Path | None = None, offline: bool = False, concurrency: int | None = None,
-               rpm: int | None = None, tpm: int | None = None, timeout: float | None = None) -> LMOptions:
+               rpm: int | None = None, tpm: int | None = None, timeout: float | None = None,
+               max_prompt_tokens: int | None = None) -> LMOptions:
     """LM overrides as the CLI flags spell them; `cache_dir` holds `cache.sqlite`."""
     if offline and not cache:
         raise UsageError("--offline reads answers from the cache; it cannot be combined with --no-cache")
     return LMOptions(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                     timeout=timeout, cache=cache, offline_only=offline,
+                     timeout=timeout, cache=cache, offline_only=offline, max_prompt_tokens=max_prompt_tokens,
                      cache_path=Path(cache_dir) / "cache.sqlite" if cache_dir else None)
 
 

@@ -279,6 +279,27 @@ def read_gold(example: Mapping[str, Any], gold: str) -> Any:
     return example[gold]
 
 
+def gold_problem(example: Mapping[str, Any], gold: str, *, numeric: bool = False) -> str | None:
+    """What is wrong with an example's gold field for a metric that reads it, or None.
+
+    Checked on every row before a job spends anything, so bad labels are a data error
+    naming the line instead of error rows found after the run.
+    """
+    if gold not in example:
+        return f"missing gold field '{gold}'"
+    value = example[gold]
+    if value is None:
+        return f"gold field '{gold}' is null"
+    if not numeric:
+        return None
+    if isinstance(value, list) and not value:
+        return f"gold field '{gold}' is an empty list"
+    for item in value if isinstance(value, list) else [value]:
+        if parse_number(item) is None:
+            return f"gold field '{gold}': {_short(item)} is not a number"
+    return None
+
+
 def builtin_metric(kind: str, scorer: Scorer, field: str, gold: str) -> MetricFn:
     """A row-level function: `scorer(prediction[field], example[gold] or None)`."""
     needs_gold = kind in GOLD_TYPES

@@ -38,12 +38,14 @@ from promptc.core.variants import Variants
 from promptc.metrics.base import MetricResult
 from promptc.metrics.builtin import (
     BINARY_TYPES,
+    GOLD_TYPES,
     MetricFn,
     Scorer,
     builtin_metric,
     contains,
     exact_match,
     f1,
+    gold_problem,
     json_schema,
     json_valid,
     label_accuracy,
@@ -250,6 +252,15 @@ class NamedMetric:
     field: str = ""
     kind: str = ""  # the built-in type, or "python"
     is_async: bool = False  # llm_judge and async python metrics: prefer `acall`
+    gold: str | None = None  # the example field this metric needs (None: it needs none)
+    numeric_gold: bool = False  # numeric_match: the gold must read as a number
+
+    def gold_problem(self, example: Mapping[str, Any]) -> str | None:
+        """What is wrong with `example`'s gold for this metric (checked before a job runs)."""
+        if self.gold is None:
+            return None
+        problem = gold_problem(example, self.gold, numeric=self.numeric_gold)
+        return f"{problem} (metric '{self.name}')" if problem else None
 
     def _coerce(self, value: Any) -> MetricResult:
         try:
@@ -313,6 +324,7 @@ def build_metrics(configs: Sequence[MetricBase], *, default_field: str,
         field = cfg.field or default_field
         gold = cfg.gold or field
         is_async = False
+        needs = gold if cfg.kind in GOLD_TYPES or (isinstance(cfg, JudgeMetric) and cfg.gold) else None
         if isinstance(cfg, PythonMetric):
             _, fn = custom_metric(cfg.python)
             is_async = getattr(fn, "is_async", False)
@@ -328,7 +340,7 @@ def build_metrics(configs: Sequence[MetricBase], *, default_field: str,
             raise TypeError(f"not a metric config: {cfg!r}")
         out.append(NamedMetric(name=name, weight=cfg.weight, primary=cfg.primary or (
             not primaries and i == 0), threshold=cfg.effective_threshold, fn=fn, field=field,
-            kind=cfg.kind, is_async=is_async))
+            kind=cfg.kind, is_async=is_async, gold=needs, numeric_gold=cfg.kind == "numeric_match"))
     return out
 
 

@@ -97,6 +97,8 @@ def _iter_jsonl(path: Path, text_field: str) -> Iterator[Doc]:
                 obj = json.loads(line)
             except ValueError as exc:
                 raise InputError(f"invalid JSON: {exc}", file=str(path), line=lineno) from None
+            except RecursionError:
+                raise InputError("nested too deeply", file=str(path), line=lineno) from None
             yield _doc_from_object(obj, text_field, str(path), lineno)
 
 

@@ -52,17 +52,28 @@ class InputScan:
         return InputError("\n".join(lines))
 
 
-def check_row(program: Program, value: dict[str, Any] | None, error: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """Typed program inputs for a parsed line, or the reason it can't run."""
+# A job's own check of a parsed row beyond the program's inputs (eval: the gold fields).
+RowCheck = Callable[[dict[str, Any]], "str | None"]
+
+
+def check_row(program: Program, value: dict[str, Any] | None, error: str | None,
+              check: RowCheck | None = None, *, text: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    """Typed program inputs for a parsed line, or the reason it can't run.
+
+    JSON values are type-checked strictly; `text` values (CSV) are parsed into the types.
+    """
     if error is not None or value is None:
         return None, error
     try:
-        return program.coerce_inputs(value), None
+        inputs = program.coerce_inputs(value, strict=not text)
     except ValueError as exc:
         return None, str(exc)
+    problem = check(value) if check is not None else None
+    return (None, problem) if problem else (inputs, None)
 
 
-def scan_input(source: RowSource, program: Program, limit: int | None = None) -> InputScan:
+def scan_input(source: RowSource, program: Program, limit: int | None = None,
+               check: RowCheck | None = None) -> InputScan:
     """Validate every row before any LM call (streaming; keeps only the first problems)."""
     scan = InputScan()
     seen = 0
@@ -70,7 +81,7 @@ def scan_input(source: RowSource, program: Program, limit: int | None = None) ->
         if limit is not None and seen >= limit:
             break
         seen += 1
-        _, problem = check_row(program, line.value, line.error)
+        _, problem = check_row(program, line.value, line.error, check, text=line.text)
         if problem is None:
             scan.valid += 1
         else:
@@ -119,7 +130,7 @@ def prepare_resume(output: Path, *, row_key: str = "_row", error_key: str = "_er
             try:
                 row = json.loads(text)
                 row_id = row[row_key]
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 tmp.unlink()
                 raise UsageError(f"{output}:{number}: not a promptc output row (no `{row_key}`); "
                                  "refusing to resume into a file promptc did not write") from None
@@ -172,6 +183,7 @@ class RunJob:
     error_key: str = "_error"
     keep: Callable[[dict[str, Any]], None] | None = None
     notes: list[str] = field(default_factory=list)  # what prepare() repaired, for the user
+    check: RowCheck | None = None
 
     @property
     def rejects_path(self) -> Path:
@@ -182,7 +194,7 @@ class RunJob:
         path = source_path(self.input)
         if path is not None and path.resolve() == self.output.resolve():
             raise UsageError("--output must differ from --input")
-        scan = scan_input(self.input, self.program, self.limit)
+        scan = scan_input(self.input, self.program, self.limit, self.check)
         if scan.invalid and self.on_error == "fail":
             raise scan.error(self.input)
         self._check_output()
@@ -222,7 +234,7 @@ class RunJob:
             seen += 1
             if line.number in done:
                 continue
-            inputs, problem = check_row(self.program, line.value, line.error)
+            inputs, problem = check_row(self.program, line.value, line.error, self.check, text=line.text)
             if problem is not None:
                 if rejects is not None:
                     rejects.write({"_row": line.number, "_error": problem, "_raw": line.raw})

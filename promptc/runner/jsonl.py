@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Line:
     value: dict[str, Any] | None
     error: str | None = None
     raw: str = ""
+    text: bool = False  # every value is text (CSV): typed fields are parsed from it, not type-checked
 
 
 def iter_jsonl(path: Path) -> Iterator[Line]:
@@ -50,16 +52,50 @@ def iter_jsonl(path: Path) -> Iterator[Line]:
                            "re-encode the file as UTF-8", raw.decode("utf-8", "replace").rstrip("\n"))
                 continue
             text = text.lstrip("\ufeff") if number == 1 else text
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield Line(number, None, f"not valid JSON: {exc.msg} (column {exc.colno})", text.rstrip("\n"))
-                continue
-            if not isinstance(value, dict):
-                yield Line(number, None, f"expected a JSON object, got {type(value).__name__}",
-                           text.rstrip("\n"))
-                continue
-            yield Line(number, value, None, text.rstrip("\n"))
+            value, error = parse_object(text)
+            yield Line(number, value, error, text.rstrip("\n"))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (write null or a string)")
+
+
+# An escaped UTF-16 surrogate: valid JSON, but alone it is no character and cannot be written.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def parse_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """One line's JSON object, or what is wrong with it (never raises for content).
+
+    Hostile lines are errors of their line, not crashes: nesting deeper than the parser's
+    stack, integers past Python's digit limit, NaN/Infinity, and lone surrogates.
+    """
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON: {exc.msg} (column {exc.colno})"
+    except RecursionError:
+        return None, "nested too deeply (more arrays or objects inside each other than can be read)"
+    except ValueError as exc:  # parse_constant, or an integer with too many digits
+        return None, f"not valid JSON: {str(exc).split(';')[0]}"
+    if not isinstance(value, dict):
+        return None, f"expected a JSON object, got {_json_kind(value)}"
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+        return None, "a string holds an unpaired UTF-16 surrogate (\\uD800-\\uDFFF); it is not text"
+    return value, None
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

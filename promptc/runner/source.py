@@ -68,7 +68,7 @@ def iter_file(path: Path) -> Iterator[Line]:
     """The rows of a JSONL, CSV or Parquet file, chosen by its suffix."""
     if is_csv(path):
         for number, value, problem, raw in iter_csv(path):
-            yield Line(number, value, problem, raw)
+            yield Line(number, value, problem, raw, text=True)
     elif is_parquet(path):
         for number, row in iter_parquet(path):
             yield Line(number, row, None, "")
@@ -83,7 +83,7 @@ def _renamed(line: Line, columns: Mapping[str, str]) -> Line:
     for name, column in columns.items():
         if column in value:
             value[name] = value.pop(column)
-    return Line(line.number, value, line.error, line.raw or json.dumps(line.value, default=str))
+    return Line(line.number, value, line.error, line.raw or json.dumps(line.value, default=str), line.text)
 
 
 def parse_columns(pairs: Sequence[str]) -> dict[str, str]:

@@ -29,6 +29,7 @@ class LMOptions:
     cache: bool = True
     cache_path: Path | None = None
     offline_only: bool = False
+    max_prompt_tokens: int | None = None  # applies to every LM, not only the default
 
 
 def resolve_lm_configs(doc: SpecDocument, options: LMOptions,
@@ -52,6 +53,9 @@ def resolve_lm_configs(doc: SpecDocument, options: LMOptions,
             update[name] = value
     if update:
         configs[DEFAULT] = configs[DEFAULT].model_copy(update=update)
+    if options.max_prompt_tokens is not None:
+        configs = {name: cfg.model_copy(update={"max_prompt_tokens": options.max_prompt_tokens})
+                   for name, cfg in configs.items()}
     return configs
 
 
@@ -65,14 +69,17 @@ def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], opt
     A remote LM is `TracedLM(CachedLM(OpenAICompatibleLM))` when caching is on (all share
     one cache file), or the traced bare client; spans cost nothing unless a listener is on. The cache file is opened once here, so an unreadable one
     is an error now rather than on the first row, and released until the first call.
+    Every LM is then wrapped in `PromptGuardLM`: an oversized prompt is neither sent nor cached.
     """
+    from promptc.lm.guard import PromptGuardLM
+
     runtime = Runtime(retrievers=retrievers)
     cache: SQLiteCache | None = None
     for name, cfg in configs.items():
         if cfg.resolved_provider == "offline":
             from promptc.lm.offline import OfflineLM
 
-            runtime.lms[name] = TracedLM(OfflineLM(), system="promptc.offline")
+            runtime.lms[name] = TracedLM(PromptGuardLM(OfflineLM(), cfg.max_prompt_tokens), system="promptc.offline")
             continue
         from promptc.lm.openai_client import OpenAICompatibleLM
 
@@ -94,7 +101,8 @@ def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], opt
             from promptc.lm.layers import OfflineOnlyLM
 
             lm = OfflineOnlyLM(lm)  # `cache: false` under --offline: nothing to replay from
-        runtime.lms[name] = TracedLM(lm, server=cfg.base_url or "https://api.openai.com/v1")
+        runtime.lms[name] = TracedLM(PromptGuardLM(lm, cfg.max_prompt_tokens),
+                                     server=cfg.base_url or "https://api.openai.com/v1")
     if embedder is not None:
         runtime.embedders[DEFAULT] = _embedder(embedder, options, runtime)
     return runtime

@@ -42,6 +42,8 @@ class LMConfig(Strict):
     rpm: int | None = Field(default=None, gt=0, description="requests per minute")
     tpm: int | None = Field(default=None, gt=0, description="tokens per minute")
     cache: bool = True
+    max_prompt_tokens: int = Field(default=100_000, ge=1, description=(
+        "refuse (as that row's error) a prompt estimated above this many tokens, before sending it"))
 
     @property
     def resolved_provider(self) -> str:

@@ -250,8 +250,9 @@ def load_yaml_text(text: str, file: str = "<string>") -> tuple[Any, PositionMap]
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
         raise _yaml_problem(exc, text, file) from None
-    except RecursionError:
-        raise SpecError([(Location(file, 1, 1), "spec is nested too deeply")]) from None
+    except RecursionError:  # the scanner stopped where the nesting became too deep: name it
+        raise SpecError([(Location(file, loader.line + 1, loader.column + 1),
+                          "spec is nested too deeply (lists or mappings inside each other)")]) from None
     try:
         if root is None or (isinstance(root, ScalarNode) and root.tag == _TAG + "null"
                             and root.value == ""):
