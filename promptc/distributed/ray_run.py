@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ def run_ray(source: LoadedProgram, data: DataLike, output: str | Path, *, option
         if started_here:
             ray.init(address=engine.address, include_dashboard=False, log_to_driver=False)
         try:
+            stats.started = time.monotonic()  # rows/s of the map, not of starting Ray
             concurrency = options.concurrency or source.concurrency
             _stream(ray, items, worker, engine, concurrency, job.output, stats, on_update)
         finally:
