@@ -137,9 +137,11 @@ def _stream(ray: ModuleType, items: list[dict[str, Any]], worker: dict[str, Any]
     context.enable_progress_bars = False  # promptc draws its own
     per_worker = -(-len(items) // engine.workers)
     batch_size = engine.batch_size or max(1, min(4 * concurrency, per_worker))
+    # One block is one batch is one task (batch_size=None): a `batch_size` that does not
+    # divide the blocks makes Ray bundle blocks, and results came back only at the very end.
     dataset = ray.data.from_items(items, override_num_blocks=-(-len(items) // batch_size))
     mapped = dataset.map_batches(PromptcPredictor, fn_constructor_kwargs=worker, batch_format="pyarrow",
-                                 batch_size=batch_size, concurrency=engine.workers, num_cpus=engine.num_cpus)
+                                 batch_size=None, concurrency=engine.workers, num_cpus=engine.num_cpus)
     with JsonlAppender(output) as out:
         for row in mapped.iter_rows():
             if row["_fatal"]:
