@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from promptc.errors import OutputError, UsageError
+from promptc.errors import OutputError, PromptcError, ServiceError, UsageError
 from promptc.jobs.data import DataLike, as_source
 from promptc.jobs.program import LoadedProgram
 from promptc.jobs.run import RunPlan, RunResult
@@ -83,14 +83,18 @@ def run_ray(source: LoadedProgram, data: DataLike, output: str | Path, *, option
     stats = BatchStats(total=len(items))
     if items:
         started_here = not ray.is_initialized()
-        if started_here:
-            ray.init(address=engine.address, include_dashboard=False, log_to_driver=False)
         try:
+            if started_here:
+                ray.init(address=engine.address, include_dashboard=False, log_to_driver=False)
             stats.started = time.monotonic()  # rows/s of the map, not of starting Ray
             concurrency = options.concurrency or source.concurrency
             _stream(ray, items, worker, engine, concurrency, job.output, stats, on_update)
+        except PromptcError:
+            raise
+        except Exception as exc:  # Ray's own (no cluster at --address, a worker that cannot start)
+            raise _ray_failure(exc, engine) from exc
         finally:
-            if started_here:
+            if started_here and ray.is_initialized():
                 ray.shutdown()
     return RunResult(output=job.output, rows=stats.done, ok=stats.done - stats.failed, failed=stats.failed,
                      rejected=scan.invalid, rejects=plan.rejects, usage=stats.usage,
@@ -157,6 +161,14 @@ def _stream(ray: ModuleType, items: list[dict[str, Any]], worker: dict[str, Any]
             stats.usage.add(Usage.model_validate(record.get("_usage") or {}))
             if on_update is not None:
                 on_update(stats)
+
+
+def _ray_failure(exc: Exception, engine: RayEngine) -> ServiceError:
+    """A Ray failure as one readable line (exit 3); Ray's text ends with the root cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    where = engine.address or "a local Ray instance"
+    return ServiceError(f"the Ray job on {where} failed: {lines[-1] if lines else type(exc).__name__}"
+                        " (rows already written stay; rerun with --resume)")
 
 
 def _fatal_error(text: str) -> Exception:
