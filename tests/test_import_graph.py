@@ -49,6 +49,8 @@ ALLOWED: dict[str, set[str]] = {
     "promptc.telemetry": _BASE | {"promptc", "promptc.lm"},
 }
 ALLOWED["promptc.jobs"] = {"promptc", *ALLOWED} - {"promptc.testing"}
+# Engines that run jobs elsewhere (Ray): the jobs' building blocks, one layer above them.
+ALLOWED["promptc.distributed"] = ALLOWED["promptc.jobs"] | {"promptc.jobs"}
 ALLOWED["promptc.cli"] = {"promptc", *ALLOWED} - {"promptc.testing"}
 ALLOWED["promptc.__main__"] = {"promptc.cli"}
 ALLOWED["promptc"] = set(ALLOWED) - {"promptc.cli", "promptc.__main__", "promptc.testing"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must
     from promptc.jobs.program import LoadedProgram
     from promptc.jobs.run import RunPlan, RunResult
     from promptc.runner.source import DataFile
+    from promptc.spec.lms import LMOptions
 
 RUN_HELP = """Run a spec's program over every row of a JSONL, CSV or Parquet file.
 
@@ -46,6 +49,8 @@ Crash safety: every finished row is appended and flushed at once. After a crash 
 
 Bad input: the whole file is validated before any LM call. By default a bad line (not JSON, not UTF-8, a missing or mistyped input field) stops the run with the line numbers; --on-error skip writes bad lines to a rejects file and runs the rest.
 
+Engines: --engine ray runs the rows on Ray workers (a local instance, or --address auto / ray://HOST:10001), each with its own LM client and the same cache; the driver validates the input, filters out rows already done (--resume) and writes the output in input order. Needs: pip install 'promptc[ray]'.
+
 Exit status: 0 every row succeeded; 1 some rows failed (see `_error`); 2 bad spec, input or flags (nothing was sent); 3 the LM endpoint failed for good (bad key, unknown model, unreachable), or the output could not be written (disk full, read-only: the rows already written stay; --resume goes on); 130 interrupted.
 
 Examples:
@@ -57,12 +62,19 @@ Examples:
   promptc run specs/math.yaml -i q.jsonl -o a.jsonl --model gpt-4o-mini --dry-run
 
   promptc run specs/math.yaml --program build/math/ -i q.jsonl -o a.jsonl
+
+  promptc run specs/math.yaml -i big.jsonl -o out.jsonl --engine ray --workers 8 --address auto
 """
 
 
 class OnError(str, Enum):
     fail = "fail"
     skip = "skip"
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 @handle_errors
@@ -94,22 +106,29 @@ def run_command(
     cache_dir: CacheDirOpt = None,
     otel_endpoint: OtelEndpointOpt = None,
     otel_content: OtelContentOpt = False,
+    engine: Annotated[Engine, typer.Option("--engine", help="Where rows run: this process, or a Ray cluster "
+                                           "(needs: pip install 'promptc[ray]').")] = Engine.local,
+    address: Annotated[str | None, typer.Option("--address", help="With --engine ray: the cluster "
+                                                "(auto, ray://HOST:10001; default: start a local one).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="With --engine ray: worker actors, "
+                                                "each with its own LM client (default 2).")] = None,
 ) -> None:
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.program import lm_options, load_source
-    from promptc.jobs.run import run
     from promptc.telemetry import endpoint_from, exporting
 
     options = lm_options(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
                          timeout=timeout, cache=not no_cache, cache_dir=cache_dir,
                          max_prompt_tokens=max_prompt_tokens)
+    run_job = _engine(engine, options, address, workers)
+    data = data_file(input, column)
     with load_source(spec, program, options) as source:
         if dry_run:
-            _dry_run(source, data_file(input, column), output, limit, resume, overwrite)
+            _dry_run(source, data, output, limit, resume, overwrite)
         with BatchProgress("run") as progress, exporting(endpoint_from(otel_endpoint), content=otel_content):
-            result = run(source, data_file(input, column), output, resume=resume, overwrite=overwrite, limit=limit,
-                         on_error=on_error.value, rejects=rejects, on_start=lambda plan: _started(plan, progress),
-                         on_update=progress.update)
+            result = run_job(
+                source, data, output, resume=resume, overwrite=overwrite, limit=limit, on_error=on_error.value,
+                rejects=rejects, on_start=lambda plan: _started(plan, progress), on_update=progress.update)
     _report(result, progress)
 
 
@@ -125,6 +144,22 @@ def _dry_run(source: LoadedProgram, input: Path | DataFile | None, output: Path,
     assert input is not None
     print_dry_run(RunJob(program=source.program, input=as_source(input), output=output, limit=limit))
     raise typer.Exit(EXIT_OK)
+
+
+def _engine(engine: Engine, options: LMOptions, address: str | None, workers: int | None) -> Callable[..., RunResult]:
+    """The job function for --engine: `promptc.run`, or `run_ray` bound to its cluster."""
+    from promptc.errors import UsageError
+
+    if engine is Engine.local:
+        if address is not None or workers is not None:
+            raise UsageError("--address and --workers are for --engine ray")
+        from promptc.jobs.run import run
+
+        return run
+    from promptc.distributed.ray_run import RayEngine, require_ray, run_ray
+
+    require_ray()  # before any work: say how to install the extra (exit 2)
+    return functools.partial(run_ray, options=options, engine=RayEngine(address, workers or 2))
 
 
 def _started(plan: RunPlan, progress: BatchProgress) -> None:
