@@ -15,7 +15,7 @@ from promptc.jobs.run_record import run_record, write_run_record
 from promptc.lm.base import Usage
 from promptc.runner.batch import BatchStats
 from promptc.runner.job import RunJob
-from promptc.runner.output_paths import REGULAR, kind
+from promptc.runner.output_paths import REGULAR, ensure_parent, kind
 
 
 class RunPlan(BaseModel):
@@ -65,6 +65,7 @@ def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: boo
                      concurrency=concurrency or source.concurrency)
         scan, done = job.prepare()
         if kind(job.output) in (None, REGULAR):  # beside a file, never in /dev beside a device
+            ensure_parent(job.output)  # a failure names the output, not its record
             write_run_record(job.output, run_record(source))
         plan = RunPlan(valid=scan.valid, invalid=scan.invalid, done=len(done),
                        todo=max(0, scan.valid - len(done)),

@@ -17,6 +17,7 @@ from promptc.errors import OutputError, UsageError
 from promptc.evaluation.records import Provenance
 from promptc.jobs.program import LoadedProgram
 from promptc.jobs.provenance import provenance
+from promptc.runner.output_paths import ensure_parent
 
 SUFFIX = ".meta.json"
 
@@ -54,8 +55,8 @@ def write_run_record(output: Path, record: RunRecord) -> Path:
     """Write `OUTPUT.meta.json` (atomically); OutputError names the path if it cannot."""
     path = meta_path(output)
     tmp = path.with_name(path.name + ".tmp")
+    ensure_parent(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(record.model_dump(), indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
