@@ -68,6 +68,13 @@ USAGE_CASES = {
     "inspect --example deep": (["inspect", "--example", "[" * 100_000], ["--example: nested too deeply"]),
     "inspect --example array": (["inspect", "--example", "[1]"], ["--example must be a JSON object"]),
     "inspect --example unknown field": (["inspect", "--example", '{"qestion": "x"}'], ["unknown field(s) qestion"]),
+    "run --model twice": (["run", "-i", "{data}", "-o", "{out}", "--model", "a", "--model", "b"],
+                          ["run takes one --model, got 2 (a, b)", "promptc compare"]),
+    "compile --model twice": (["compile", "--train", "{data}", "--model", "a", "--model", "b"],
+                              ["compile takes one --model"]),
+    "eval --model twice": (["eval", "-d", "{data}", "--model", "a", "--model", "b"], ["eval takes one --model"]),
+    "--column without =": (["run", "-i", "{data}", "-o", "{out}", "--column", "question"],
+                           ["--column 'question': expected FIELD=COLUMN"]),
 }
 
 

@@ -234,3 +234,18 @@ def test_prices_give_cost_in_usage_and_dry_run(tmp_path, fake_server):
     rows = read_rows(out)
     assert all(r["_usage"]["cost"] > 0 for r in rows)
     assert "$0.00" in result.stdout
+
+
+def test_run_names_its_models_and_warns_of_a_missing_price(tmp_path, fake_server):
+    spec = write_spec(tmp_path, fake_server.base_url)
+    out = tmp_path / "out.jsonl"
+    done = run_cli("run", str(spec), "-i", str(write_rows(tmp_path / "in.jsonl", 2)), "-o", str(out), env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "no price for model 'fake-model' in `prices:`" in done.stderr
+    record = json.loads((tmp_path / "out.jsonl.meta.json").read_text())
+    assert record["provenance"]["models"][0]["model"] == "fake-model"
+    assert record["provenance"]["promptc_version"] and record["provenance"]["timestamp"]
+    assert TEST_KEY not in (tmp_path / "out.jsonl.meta.json").read_text()
+    priced = write_spec(tmp_path, fake_server.base_url, extra="prices:\n  fake-model: {input: 0.15, output: 0.6}")
+    again = run_cli("run", str(priced), "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "o2.jsonl"), env=ENV)
+    assert again.returncode == 0 and "no price" not in again.stderr

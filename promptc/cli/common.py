@@ -21,8 +21,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False, metavar="SPEC")]
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", help="Override the default LM's model (`offline` = the built-in offline LM).")]
+# A list, so that a repeated --model is an error (`one_model`) instead of silently the last one.
+ModelOpt = Annotated[list[str] | None, typer.Option(
+    "--model", help="Override the default LM's model (`offline` = the built-in offline LM); "
+    "to compare models, use `promptc compare`.")]
 BaseUrlOpt = Annotated[str | None, typer.Option(
     "--base-url", help="Override the default LM's OpenAI-compatible base URL (env: OPENAI_BASE_URL).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the LM response cache.")]
@@ -68,6 +70,17 @@ def data_file(path: Path | None, columns: list[str] | None) -> Path | DataFile |
     if path is None or not columns:
         return path
     return DataFile(path, parse_columns(columns))
+
+
+def one_model(models: list[str] | None, command: str) -> str | None:
+    """The --model of a one-model command; a repeated flag is a usage error, not the last one."""
+    from promptc.errors import UsageError
+
+    if models and len(set(models)) > 1:
+        raise UsageError(f"{command} takes one --model, got {len(models)} ({', '.join(models)}); "
+                         "to compare models on the same rows use: promptc compare SPEC "
+                         + " ".join(f"--model {m}" for m in models))
+    return models[0] if models else None
 
 
 def interactive() -> bool:

@@ -16,6 +16,7 @@ from promptc.cli.common import (
     SpecArg,
     data_file,
     handle_errors,
+    one_model,
     stderr,
     stdout,
     usage_line,
@@ -69,7 +70,7 @@ def compile_command(
     from promptc.jobs.compile import compile, plan_compile
     from promptc.jobs.program import lm_options, load_source
 
-    options = lm_options(model=model, base_url=base_url, concurrency=concurrency, cache=not no_cache,
+    options = lm_options(model=one_model(model, "compile"), base_url=base_url, concurrency=concurrency, cache=not no_cache,
                          cache_dir=cache_dir)
     with load_source(spec, None, options) as source:
         assert source.spec is not None

@@ -12,12 +12,14 @@ from promptc.cli.common import (
     CacheDirOpt,
     ColumnOpt,
     MaxPromptTokensOpt,
+    ModelOpt,
     NoCacheOpt,
     OtelContentOpt,
     OtelEndpointOpt,
     ProgramOpt,
     data_file,
     handle_errors,
+    one_model,
     stderr,
 )
 from promptc.cli.run import OnError
@@ -70,9 +72,7 @@ def eval_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")] = False,
     on_error: Annotated[OnError, typer.Option("--on-error", help="What to do with bad data lines.")] = OnError.fail,
     max_prompt_tokens: MaxPromptTokensOpt = None,
-    model: Annotated[list[str] | None, typer.Option(
-        "--model", help="Override the default LM's model (`offline` = the built-in offline LM); "
-        "to compare models, use `promptc compare`.")] = None,
+    model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
@@ -85,7 +85,7 @@ def eval_command(
     from promptc.jobs.program import lm_options, load_source
     from promptc.telemetry import endpoint_from, exporting
 
-    options = lm_options(model=one_model(model), base_url=base_url, concurrency=concurrency, cache=not no_cache,
+    options = lm_options(model=one_model(model, "eval"), base_url=base_url, concurrency=concurrency, cache=not no_cache,
                          cache_dir=cache_dir, offline=offline,
                          max_prompt_tokens=max_prompt_tokens)
     with (load_source(spec, program, options) as source, BatchProgress("eval") as progress,
@@ -103,14 +103,3 @@ def eval_command(
     if result.summary.exit_code:
         stderr.print(f"[red]eval failed[/] (exit {result.summary.exit_code})")
         raise typer.Exit(result.summary.exit_code)
-
-
-def one_model(models: list[str] | None) -> str | None:
-    """The --model of a one-model command; a repeated flag is a usage error, not the last one."""
-    from promptc.errors import UsageError
-
-    if models and len(set(models)) > 1:
-        raise UsageError(f"eval takes one --model, got {len(models)} ({', '.join(models)}); "
-                         "to compare models on the same rows use: promptc compare SPEC "
-                         + " ".join(f"--model {m}" for m in models))
-    return models[0] if models else None

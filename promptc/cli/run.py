@@ -23,6 +23,7 @@ from promptc.cli.common import (
     ProgramOpt,
     data_file,
     handle_errors,
+    one_model,
     stderr,
     stdout,
     usage_line,
@@ -117,7 +118,7 @@ def run_command(
     from promptc.jobs.program import lm_options, load_source
     from promptc.telemetry import endpoint_from, exporting
 
-    options = lm_options(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
+    options = lm_options(model=one_model(model, "run"), base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
                          timeout=timeout, cache=not no_cache, cache_dir=cache_dir,
                          max_prompt_tokens=max_prompt_tokens)
     run_job = _engine(engine, options, address, workers)
@@ -179,6 +180,8 @@ def _report(result: RunResult, progress: BatchProgress) -> None:
                  f"{result.ok} ok, {result.failed} failed"
                  + (f", {result.rejected} rejected" if result.rejected else "") + f" -> {result.output}")
     stdout.print(usage_line(result.usage))
+    for line in result.warnings:
+        stderr.print(f"[yellow]warning:[/] {escape(line)}")
     if result.failed:
         stderr.print(f"[red]{result.failed} row(s) failed[/]; their errors are in `_error`. "
                      "Rerun with --resume to retry them.")

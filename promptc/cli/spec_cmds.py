@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from promptc.cli.common import BaseUrlOpt, ModelOpt, ProgramOpt, SpecArg, handle_errors, stdout
+from promptc.cli.common import (
+    BaseUrlOpt,
+    ModelOpt,
+    ProgramOpt,
+    SpecArg,
+    handle_errors,
+    one_model,
+    stdout,
+)
 from promptc.cli.source import OptionalSpecArg
 
 if TYPE_CHECKING:
@@ -27,7 +35,7 @@ def validate_command(spec: SpecArg, model: ModelOpt = None, base_url: BaseUrlOpt
     from promptc.spec.lms import LMOptions
     from promptc.spec.loader import load
 
-    loaded = load(spec, options=LMOptions(model=model, base_url=base_url, cache=False))
+    loaded = load(spec, options=LMOptions(model=one_model(model, "validate"), base_url=base_url, cache=False))
     loaded.runtime.close()  # nothing runs: the wiring is printed from the built program
     program = loaded.program
     stdout.print(f"[green]ok[/]: {spec} — program '{program.name}', {len(program.steps)} step(s)")
@@ -61,7 +69,7 @@ def inspect_command(
     """
     from promptc.jobs.program import lm_options, load_source
 
-    with load_source(spec, program_path, lm_options(model=model, base_url=base_url, cache=False)) as source:
+    with load_source(spec, program_path, lm_options(model=one_model(model, "inspect"), base_url=base_url, cache=False)) as source:
         _inspect(source.program, step, example)
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from promptc.jobs.data import DataLike, as_source
 from promptc.jobs.program import ProgramLike, as_loaded
+from promptc.jobs.provenance import price_warnings
 from promptc.jobs.run_record import run_record, write_run_record
 from promptc.lm.base import Usage
 from promptc.runner.batch import BatchStats
@@ -39,6 +40,7 @@ class RunResult(BaseModel):
     rejected: int = 0
     rejects: Path | None = None
     usage: Usage = Field(default_factory=Usage)
+    warnings: list[str] = Field(default_factory=list, description="e.g. a model with no price")
     seconds: float = 0.0
     rate: float = 0.0
 
@@ -64,9 +66,10 @@ def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: boo
                      rejects=Path(rejects) if rejects is not None else None,
                      concurrency=concurrency or source.concurrency)
         scan, done = job.prepare()
+        record = run_record(source)
         if kind(job.output) in (None, REGULAR):  # beside a file, never in /dev beside a device
             ensure_parent(job.output)  # a failure names the output, not its record
-            write_run_record(job.output, run_record(source))
+            write_run_record(job.output, record)
         plan = RunPlan(valid=scan.valid, invalid=scan.invalid, done=len(done),
                        todo=max(0, scan.valid - len(done)),
                        rejects=job.rejects_path if scan.invalid else None, notes=job.notes)
@@ -78,4 +81,5 @@ def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: boo
             source.close()
     return RunResult(output=job.output, rows=stats.done, ok=stats.done - stats.failed, failed=stats.failed,
                      rejected=scan.invalid, rejects=plan.rejects, usage=stats.usage,
+                     warnings=price_warnings(record.provenance),
                      seconds=stats.elapsed, rate=stats.rate)
