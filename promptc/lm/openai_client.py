@@ -127,11 +127,11 @@ class OpenAICompatibleLM:
             kwargs["response_format"] = request.response_format
         tokens = request.approx_prompt_tokens() + (request.max_tokens or 256)
 
-        sent = 0
+        sent = limited = 0
         started = state.loop.time()
 
         async def once() -> dict[str, Any]:
-            nonlocal sent
+            nonlocal sent, limited
             sent_at = await state.governor.gate()
             await state.limiter.acquire(tokens)
             try:
@@ -144,8 +144,9 @@ class OpenAICompatibleLM:
                     reply = await state.client.post("/chat/completions", body=kwargs, cast_to=httpx2.Response)
             except Exception as exc:
                 if status_of(exc) == 429:
-                    await state.governor.on_rate_limited(getattr(getattr(exc, "response", None), "headers", None),
-                                                         sent_at)
+                    limited += 1
+                    headers = getattr(getattr(exc, "response", None), "headers", None)
+                    await state.governor.on_rate_limited(headers, sent_at, limited)
                 raise
             state.governor.on_success(reply.headers)
             state.concurrency.on_success()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import re
 import time
 from collections import deque
@@ -115,6 +116,9 @@ class RateGovernor:
     `on_success(headers)` or `await on_rate_limited(headers, sent_at)`.
     """
 
+    _HEADROOM = 0.95  # of the announced limit
+    _COOLDOWN = 1.0  # seconds between two cuts of the pace
+
     def __init__(self, concurrency: AdaptiveConcurrency | None = None, *, patience: float = 300.0,
                  where: str = "the endpoint", clock: Callable[[], float] = time.monotonic) -> None:
         self.concurrency, self.patience, self.where = concurrency, patience, where
@@ -126,7 +130,6 @@ class RateGovernor:
         self._next_slot = 0.0
         self._last_cut = -math.inf
         self._limited_since: float | None = None  # first 429 since the last success
-        self._strikes = 0  # 429s in a row, for the backoff when the server gives no time
         self._successes: deque[list[float]] = deque()  # [bin start, successes]
         self._peak = 0.0  # best success rate seen over a window
         self._started = clock()
@@ -152,7 +155,7 @@ class RateGovernor:
     def on_success(self, headers: Mapping[str, str] | None = None) -> None:
         """A reply came back: the endpoint is making progress; probe a little faster."""
         now = self._clock()
-        self._limited_since, self._strikes = None, 0
+        self._limited_since = None
         self._record_success(now)
         limit = _int(headers.get("x-ratelimit-limit-requests")) if headers else None
         if limit:
@@ -160,31 +163,29 @@ class RateGovernor:
         if self.pace is not None:
             self.pace *= 1.01
             if self.ceiling is not None:
-                self.pace = min(self.pace, self.ceiling)
+                self.pace = min(self.pace, self.ceiling * self._HEADROOM)
 
-    async def on_rate_limited(self, headers: Mapping[str, str] | None, sent_at: float) -> None:
-        """A 429: pause everyone and slow down, or (quota left) narrow the concurrency."""
+    async def on_rate_limited(self, headers: Mapping[str, str] | None, sent_at: float, tries: int = 1) -> None:
+        """A 429 (the `tries`-th of this call): pause everyone and slow down, or narrow the concurrency."""
         now = self._clock()
         self.rate_limited += 1
-        self._strikes += 1
         if self._limited_since is None:
             self._limited_since = now
         seen = RateHeaders.read(headers)
         if seen.limit_requests:
             self.ceiling = seen.limit_requests / 60.0
-        if seen.quota_left:
-            # Not the rate quota (too many in flight, most likely): fewer at once, and
-            # only this row waits what it was told.
+        wait = seen.quota_wait
+        if seen.quota_left or wait is None:
+            # Not the rate quota (too many in flight, most likely), or the server does not
+            # say: fewer at once, and only this row waits, what it was told or a backoff.
             if self.concurrency is not None:
                 self.concurrency.on_rate_limited()
-            if seen.retry_after:
-                await asyncio.sleep(min(seen.retry_after, MAX_PAUSE))
+            if wait is None:
+                wait = min(0.1 * 2 ** min(tries - 1, 7), 10.0) * random.uniform(0.5, 1.5)
+            await asyncio.sleep(min(wait, MAX_PAUSE))
             return
         if seen.limit_requests is None and seen.remaining_requests is None and self.concurrency is not None:
             self.concurrency.on_rate_limited()  # no headers: could be either limit
-        wait = seen.quota_wait
-        if wait is None:
-            wait = min(0.25 * 2 ** (self._strikes - 1), 10.0)
         self._pause(now + min(wait, MAX_PAUSE))
         # Pace only on the server's word that a quota is spent: a bare 429 may be a random
         # fault, and pacing on those would spiral down (each cut lowers the success rate
@@ -198,10 +199,13 @@ class RateGovernor:
         self._next_slot = max(self._next_slot, self._pause_until)
 
     def _slow_down(self, now: float) -> None:
+        if now - self._last_cut < self._COOLDOWN:
+            return  # one burst of 429s is one signal
         if self.ceiling is not None:
-            # The announced limit first; below it if 429s go on (it is not what is enforced:
-            # tokens, or a per-day quota announced as the limit).
-            self.pace = self.ceiling if self.pace is None else self.pace * 0.7
+            # Just under the announced limit, so the server's bucket keeps some headroom
+            # against jitter; lower if 429s go on (it is not what is enforced: tokens, or
+            # a per-day quota announced as the limit).
+            self.pace = self.ceiling * self._HEADROOM if self.pace is None else self.pace * 0.8
         else:
             estimate = self._estimate(now)
             if estimate is None:

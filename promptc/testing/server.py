@@ -23,7 +23,7 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -125,6 +125,7 @@ class FakeOpenAIServer(ThreadedServer):
         self._script: deque[Reply] = deque()
         self._log: list[RequestRecord] = []
         self._count = 0
+        self._outcomes: Counter[str] = Counter()
         self._ids = itertools.count(1)
 
 
@@ -169,11 +170,19 @@ class FakeOpenAIServer(ThreadedServer):
         with self._lock:
             return self._count
 
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """Requests by outcome ("ok", "rpm_limit", "inflight_limit", a fault kind...), even when
+        `record` is off."""
+        with self._lock:
+            return dict(self._outcomes)
+
     def reset_log(self) -> None:
-        """Forget recorded requests and zero the count."""
+        """Forget recorded requests and zero the counts."""
         with self._lock:
             self._log.clear()
             self._count = 0
+            self._outcomes.clear()
 
     def _address(self) -> str:
         return self.base_url
@@ -291,6 +300,7 @@ class FakeOpenAIServer(ThreadedServer):
     def _log_request(self, request: web.Request, body: dict[str, Any], outcome: str) -> None:
         with self._lock:
             self._count += 1
+            self._outcomes[outcome] += 1
             if self.record:
                 headers = {k.lower(): v for k, v in request.headers.items()}
                 self._log.append(
