@@ -8,7 +8,8 @@ is at hand) with server-side limits, runs the real CLI (`python -m promptc run
 --concurrency 64`) in a subprocess against it, and prints per case: rows out, missing,
 duplicated and failed; the requests the run's usage counted beside those the server
 received (and how many it answered 429); the wall time of the CLI and the ideal one
-(rows at the server's limit).
+(rows at the server's limit) and the run's own time from its summary line, which leaves out
+interpreter start-up; the ratio is run time over ideal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -94,8 +96,14 @@ def run_case(case: Case, rows: int, workdir: Path) -> dict[str, Any]:
         "dup": sum(n - 1 for n in ids.values() if n > 1), "failed": sum(1 for r in results if r.get("_error")),
         "counted": sum(r.get("_usage", {}).get("requests", 0) for r in results), "received": received,
         "429": outcomes.get("rpm_limit", 0) + outcomes.get("inflight_limit", 0) + outcomes.get("rate_limit", 0),
-        "wall": wall, "ideal": case.ideal(rows), "stderr": proc.stderr.strip().splitlines()[-1:],
+        "wall": wall, "run": _run_seconds(proc.stdout), "ideal": case.ideal(rows), "stderr": proc.stderr.strip().splitlines()[-1:],
     }
+
+
+def _run_seconds(stdout: str) -> float | None:
+    """The run's own time from its summary line ("500 row(s) in 52.3s ..."): no interpreter start-up."""
+    found = re.search(r"row\(s\) in ([0-9.]+)s", stdout)
+    return float(found.group(1)) if found else None
 
 
 def main() -> None:
@@ -107,13 +115,14 @@ def main() -> None:
     chosen = [c for c in cases(args.rpm) if not args.case or c.name in args.case]
     print(f"{args.rows} rows, `promptc run --concurrency 64`, server limit {args.rpm} RPM where set")
     print(f"{'case':<15} {'exit':>4} {'out':>5} {'miss':>5} {'dup':>4} {'fail':>5} {'counted':>8} "
-          f"{'received':>8} {'429s':>5} {'wall s':>7} {'ideal s':>7} {'ratio':>6}")
+          f"{'received':>8} {'429s':>5} {'wall s':>7} {'run s':>6} {'ideal s':>7} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         for case in chosen:
             r = run_case(case, args.rows, Path(tmp))
-            ratio = f"{r['wall'] / r['ideal']:.2f}" if r["ideal"] else "-"
+            ratio = f"{r['run'] / r['ideal']:.2f}" if r["ideal"] and r["run"] else "-"
+            run = f"{r['run']:.1f}" if r["run"] is not None else "-"
             print(f"{case.name:<15} {r['exit']:>4} {r['out']:>5} {r['missing']:>5} {r['dup']:>4} {r['failed']:>5} "
-                  f"{r['counted']:>8} {r['received']:>8} {r['429']:>5} {r['wall']:>7.1f} {r['ideal']:>7.1f} {ratio:>6}", flush=True)
+                  f"{r['counted']:>8} {r['received']:>8} {r['429']:>5} {r['wall']:>7.1f} {run:>6} {r['ideal']:>7.1f} {ratio:>6}", flush=True)
             if r["exit"] not in (0, 1):
                 print(f"  {r['stderr']}")
 
