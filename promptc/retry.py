@@ -18,6 +18,7 @@ them (`promptc.lm.ratecontrol`'s patience).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -85,7 +86,13 @@ async def with_retries(call: Callable[[], Awaitable[T]], *, max_retries: int,
 
     def pause(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        return 0.0 if free is not None and exc is not None and free(exc) else wait(state)
+        if free is not None and exc is not None and free(exc):
+            return 0.0
+        if charged == state.attempt_number:
+            return wait(state)
+        counted = copy.copy(state)  # back off by the charged attempts: free ones are not failures
+        counted.attempt_number = charged
+        return wait(counted)
 
     try:
         async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=pause, stop=spent,
