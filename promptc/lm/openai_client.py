@@ -132,10 +132,12 @@ class OpenAICompatibleLM:
 
         async def once() -> dict[str, Any]:
             nonlocal sent, limited
-            sent_at = await state.governor.gate()
             await state.limiter.acquire(tokens)
             try:
                 async with state.concurrency:
+                    # Inside the slot: a row that queued for one before the first 429 must
+                    # still wait out the pause and take its place in the learned pace.
+                    sent_at = await state.governor.gate()
                     sent += 1
                     # `post` instead of `chat.completions.create`: the same client, transport,
                     # auth and error mapping, without the SDK's per-call TypedDict transform
