@@ -16,6 +16,7 @@
             ├── LMConfigError    400/404: unknown model, bad base URL, bad request
             ├── LMUnreachable    the endpoint cannot be reached at all (refused, no DNS, TLS)
             ├── OfflineCacheMiss `--offline` and the reply is not in the cache
+            ├── RateLimitStalled nothing but 429s for minutes: the run stops
             └── BudgetExhausted  compile's --max-calls / --max-cost is spent
 
 The CLI is the single place that turns these into messages and exit codes.
@@ -178,13 +179,18 @@ class ServiceError(PromptcError):
 
 
 class LMError(ServiceError):
-    """The LM endpoint failed. `retryable` says whether trying again may help."""
+    """The LM endpoint failed. `retryable` says whether trying again may help.
+
+    `requests` is how many HTTP requests the failed call sent (429s included), so a
+    failed row's usage still counts what the server received.
+    """
 
     exit_code = EXIT_LM
 
     def __init__(self, message: str, *, status: int | None = None, attempts: int = 1,
-                 retryable: bool = False):
+                 retryable: bool = False, requests: int = 0):
         self.status, self.attempts, self.retryable = status, attempts, retryable
+        self.requests = requests
         super().__init__(message)
 
 
@@ -205,10 +211,14 @@ class OfflineCacheMiss(LMError):
     """Running with `--offline` and a request is not in the cache: nothing may be sent."""
 
 
+class RateLimitStalled(LMError):
+    """The endpoint answered nothing but 429 for `patience` seconds: every row would wait forever."""
+
+
 class BudgetExhausted(LMError):
     """The compile budget (--max-calls / --max-cost) is spent; stop and keep the best so far."""
 
 
 # Errors that doom every row of a batch: the batch stops at the first one.
 FATAL_LM_ERRORS: tuple[type[LMError], ...] = (LMAuthError, LMConfigError, LMUnreachable, OfflineCacheMiss,
-                                              BudgetExhausted)
+                                              BudgetExhausted, RateLimitStalled)

@@ -9,10 +9,16 @@ retrievers.
 The default wait honours a server's `retry-after-ms` / `Retry-After` header (found on
 the exception's `response`, as httpx-based SDKs attach it), capped so one bad header
 can't stall a run, and otherwise backs off exponentially with jitter.
+
+A caller may mark some failures as *free* (a 429 the LM's rate governor already waits
+out for every request): they are retried at once, without charging the retry budget,
+because a sustained rate limit says nothing about the request itself. The caller bounds
+them (`promptc.lm.ratecontrol`'s patience).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,7 +26,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_exponential,
     wait_random,
 )
@@ -65,19 +70,40 @@ class RetriesExhausted(Exception):
 
 async def with_retries(call: Callable[[], Awaitable[T]], *, max_retries: int,
                        retryable: Callable[[BaseException], bool],
-                       wait: Callable[[RetryCallState], float] = wait_for) -> tuple[T, int]:
+                       wait: Callable[[RetryCallState], float] = wait_for,
+                       free: Callable[[BaseException], bool] | None = None) -> tuple[T, int]:
     """Await `call()` until it succeeds or fails for good; (result, attempts) or RetriesExhausted.
 
     A non-retryable error ends the loop at once; it is still wrapped, so callers turn
-    every failure into their domain error in one `except RetriesExhausted`.
+    every failure into their domain error in one `except RetriesExhausted`. Retryable
+    failures for which `free(error)` is true are retried with no wait and do not count
+    towards `max_retries` (they do count in `attempts`).
     """
-    attempts = 0
+    attempts = charged = 0
+
+    def spent(state: RetryCallState) -> bool:
+        return charged > max_retries
+
+    def pause(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if free is not None and exc is not None and free(exc):
+            return 0.0
+        if charged == state.attempt_number:
+            return wait(state)
+        counted = copy.copy(state)  # back off by the charged attempts: free ones are not failures
+        counted.attempt_number = charged
+        return wait(counted)
+
     try:
-        async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=wait,
-                                           stop=stop_after_attempt(max_retries + 1), reraise=True):
+        async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=pause, stop=spent,
+                                           reraise=True):
             with attempt:
                 attempts += 1
-                result = await call()
+                try:
+                    result = await call()
+                except Exception as exc:
+                    charged += 0 if free is not None and free(exc) else 1
+                    raise
     except Exception as exc:
         raise RetriesExhausted(exc, attempts) from exc
     return result, attempts

@@ -16,7 +16,7 @@ from promptc.core.demo_select import DemoSelector
 from promptc.core.module import CallContext, Module, assign_names, predictors_under
 from promptc.core.signature import FieldSpec, Signature
 from promptc.core.trace import TraceStep
-from promptc.errors import AssertionFailed, ParseError
+from promptc.errors import AssertionFailed, LMError, ParseError
 from promptc.lm.base import LM, LMRequest, Message, Usage
 
 REASONING = FieldSpec(name="reasoning", desc="Think step by step in order to produce the outputs.")
@@ -136,6 +136,8 @@ class Predict(SignatureModule):
                 outputs = await self._enforce(outputs, inputs, sig, lm, request, record, ctx)
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, LMError):  # the requests a failed call sent were received all the same
+                record.usage.add(Usage(requests=exc.requests))
             raise
         record.outputs = outputs
         return outputs

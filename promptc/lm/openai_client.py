@@ -2,8 +2,11 @@
 
 Works against OpenAI, vLLM, Ollama, llama.cpp server, or promptc.testing's fake server.
 The SDK's own retries are off (`max_retries=0`): tenacity owns retrying, so retries
-never stack. Concurrency adapts to 429s (AIMD) and an optional client-side limiter
-keeps requests and tokens per minute under the configured budget.
+never stack. 429s are the endpoint's, not the row's: a shared `RateGovernor` pauses
+and paces every request of this LM from them (and narrows the adaptive concurrency),
+and they do not use up a row's retries. An optional client-side limiter keeps
+requests and tokens per minute under the configured budget. Every request sent,
+failed or not, is counted in usage.
 
 The client only talks to its endpoint: caching, offline-only replay and budgets are
 layers around it (`promptc.lm.layers`, `promptc.lm.budget`), stacked by the runtime.
@@ -20,6 +23,7 @@ from typing import Any
 from promptc.errors import LMAuthError, LMConfigError, LMError
 from promptc.lm.base import LMRequest, LMResponse, Price, Usage
 from promptc.lm.breaker import CircuitBreaker, transport_cause
+from promptc.lm.ratecontrol import RateGovernor
 from promptc.lm.ratelimit import AdaptiveConcurrency, RateLimiter
 from promptc.lm.redact import redact
 from promptc.lm.retry import is_retryable, status_of
@@ -35,6 +39,7 @@ class _LoopState:
     concurrency: AdaptiveConcurrency
     limiter: RateLimiter
     breaker: CircuitBreaker
+    governor: RateGovernor
 
 
 class OpenAICompatibleLM:
@@ -44,7 +49,7 @@ class OpenAICompatibleLM:
                  api_key_env: str = "OPENAI_API_KEY", temperature: float | None = 0.0,
                  max_tokens: int | None = None, timeout: float = 60.0, max_retries: int = 6,
                  concurrency: int = 16, rpm: int | None = None, tpm: int | None = None,
-                 price: Price | None = None):
+                 price: Price | None = None, rate_limit_patience: float = 300.0):
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.api_key_env = api_key_env
@@ -53,6 +58,7 @@ class OpenAICompatibleLM:
         self.timeout, self.max_retries = timeout, max_retries
         self.max_concurrency, self.rpm, self.tpm = concurrency, rpm, tpm
         self.price = price
+        self.rate_limit_patience = rate_limit_patience  # seconds of nothing but 429s before giving up
         self._state: _LoopState | None = None
 
     def __repr__(self) -> str:  # never show the key
@@ -86,14 +92,17 @@ class OpenAICompatibleLM:
         if self._state is None or self._state.loop is not loop:
             import openai
 
+            concurrency = AdaptiveConcurrency(self.max_concurrency)
             self._state = _LoopState(
                 loop=loop,
                 client=openai.AsyncOpenAI(
                     api_key=self._key(), base_url=self.base_url, timeout=self.timeout,
                     max_retries=0, http_client=openai.DefaultAioHttpClient(timeout=self.timeout)),
-                concurrency=AdaptiveConcurrency(self.max_concurrency),
+                concurrency=concurrency,
                 limiter=RateLimiter(self.rpm, self.tpm),
                 breaker=CircuitBreaker(self.cache_namespace),
+                governor=RateGovernor(concurrency, patience=self.rate_limit_patience,
+                                      where=self.base_url or "the OpenAI API"),
             )
         return self._state
 
@@ -107,6 +116,8 @@ class OpenAICompatibleLM:
                           "(or `lm.api_key_env` in the spec), or point `--base-url` at a local server")
 
     async def _send(self, request: LMRequest) -> LMResponse:
+        import httpx2  # the openai SDK's transport: its Response carries the rate-limit headers
+
         state = self._loop_state()
         kwargs: dict[str, Any] = {
             "model": request.model,
@@ -120,32 +131,56 @@ class OpenAICompatibleLM:
             kwargs["response_format"] = request.response_format
         tokens = request.approx_prompt_tokens() + (request.max_tokens or 256)
 
+        sent = limited = 0
+        started = state.loop.time()
+
         async def once() -> dict[str, Any]:
+            nonlocal sent, limited
             await state.limiter.acquire(tokens)
-            async with state.concurrency:
-                state.breaker.check()  # open: fail now, not after a full retry budget
-                try:
-                    # `post` instead of `chat.completions.create`: the same client, transport,
-                    # auth and error mapping, without the SDK's per-call TypedDict transform
-                    # and model construction, which cost more CPU than all of promptc's own
-                    # per-row work (see scripts/bench_run.py).
-                    text = await state.client.post("/chat/completions", body=kwargs, cast_to=str)
-                except Exception as exc:
-                    if status_of(exc) == 429:
-                        state.concurrency.on_rate_limited()
-                    state.breaker.failure(exc)
-                    raise
+            try:
+                async with state.concurrency:
+                    # Inside the slot: a row that queued for one before the first 429 must
+                    # still wait out the pause and take its place in the learned pace.
+                    sent_at = await state.governor.gate()
+                    state.breaker.check()  # open: fail now, not after a full retry budget
+                    sent += 1
+                    try:
+                        # `post` instead of `chat.completions.create`: the same client, transport,
+                        # auth and error mapping, without the SDK's per-call TypedDict transform
+                        # and model construction, which cost more CPU than all of promptc's own
+                        # per-row work (see scripts/bench_run.py). The raw reply, for its headers.
+                        reply = await state.client.post("/chat/completions", body=kwargs,
+                                                        cast_to=httpx2.Response)
+                    except Exception as exc:
+                        state.breaker.failure(exc)
+                        raise
+            except Exception as exc:
+                if status_of(exc) == 429:
+                    limited += 1
+                    headers = getattr(getattr(exc, "response", None), "headers", None)
+                    await state.governor.on_rate_limited(headers, sent_at, limited)
+                raise
+            state.governor.on_success(reply.headers)
             state.concurrency.on_success()
             state.breaker.success()
-            completion = json.loads(text)
+            completion = json.loads(reply.text)
             _check_completion(completion)
             return completion
 
+        def free(exc: BaseException) -> bool:
+            # A rate limit is waited out by the governor, not charged to this row, until
+            # the row itself has waited `rate_limit_patience` (a request too large for the
+            # tokens-per-minute limit gets 429 for ever while other rows go through).
+            return status_of(exc) == 429 and state.loop.time() - started < self.rate_limit_patience
+
         try:
-            completion, attempts = await with_retries(once, max_retries=self.max_retries, retryable=is_retryable)
+            completion, _ = await with_retries(once, max_retries=self.max_retries, retryable=is_retryable,
+                                               free=free)
         except RetriesExhausted as exc:
-            raise self._error(exc.cause, exc.attempts) from exc.cause
-        return self._response(completion, attempts)
+            error = self._error(exc.cause, sent)
+            error.requests = sent
+            raise error from exc.cause
+        return self._response(completion, sent)
 
     def _response(self, completion: dict[str, Any], attempts: int) -> LMResponse:
         choice = completion["choices"][0]

@@ -87,7 +87,7 @@ def build_runtime(prices: Mapping[str, Price], configs: dict[str, LMConfig], opt
             cfg.model, base_url=cfg.base_url or None, api_key_env=cfg.api_key_env,
             temperature=cfg.temperature, max_tokens=cfg.max_tokens, timeout=cfg.timeout,
             max_retries=cfg.max_retries, concurrency=cfg.concurrency, rpm=cfg.rpm, tpm=cfg.tpm,
-            price=prices.get(cfg.model),
+            price=prices.get(cfg.model), rate_limit_patience=cfg.rate_limit_patience,
         )
         if options.cache and cfg.cache:
             if cache is None:

@@ -41,6 +41,8 @@ class LMConfig(Strict):
     concurrency: int = Field(default=16, ge=1, le=4096)
     rpm: int | None = Field(default=None, gt=0, description="requests per minute")
     tpm: int | None = Field(default=None, gt=0, description="tokens per minute")
+    rate_limit_patience: float = Field(default=300.0, gt=0, description="seconds of nothing but HTTP 429 "
+                                       "(rate limited) before the run stops")
     cache: bool = True
     max_prompt_tokens: int = Field(default=100_000, ge=1, description=(
         "refuse (as that row's error) a prompt estimated above this many tokens, before sending it"))

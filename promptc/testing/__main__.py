@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="answer 401 unless this bearer token is sent")
     p.add_argument("--echo-key", action="store_true",
                    help="repeat the key the client sent in the 401 message (some servers do)")
+    p.add_argument("--rpm", type=int, default=None, help="requests per minute, answering 429 above it")
+    p.add_argument("--no-rate-headers", action="store_true",
+                   help="leave the x-ratelimit-* headers out (a 429 still says Retry-After)")
+    p.add_argument("--max-inflight", type=int, default=None,
+                   help="requests served at once, answering 429 above it")
     p.add_argument("--model", action="append", dest="models", help="model id to list (repeatable)")
     return p
 
@@ -55,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         models=args.models or ["fake-model"],
         api_key=args.api_key,
         echo_key=args.echo_key,
+        rpm=args.rpm,
+        rate_headers=not args.no_rate_headers,
+        max_inflight=args.max_inflight,
         # A long benchmark would otherwise keep every request body in memory.
         record=False,
     )

@@ -24,6 +24,9 @@ def spawn_server_process(
     hang_seconds: float | None = None,
     api_key: str | None = None,
     models: Iterable[str] | None = None,
+    rpm: int | None = None,
+    rate_headers: bool = True,
+    max_inflight: int | None = None,
     port: int = 0,
     startup_timeout: float = 15.0,
 ) -> Iterator[str]:
@@ -39,6 +42,12 @@ def spawn_server_process(
         cmd += ["--hang-seconds", str(hang_seconds)]
     if api_key is not None:
         cmd += ["--api-key", api_key]
+    if rpm is not None:
+        cmd += ["--rpm", str(rpm)]
+    if not rate_headers:
+        cmd += ["--no-rate-headers"]
+    if max_inflight is not None:
+        cmd += ["--max-inflight", str(max_inflight)]
     for model in models or ():
         cmd += ["--model", model]
 

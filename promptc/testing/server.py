@@ -2,7 +2,9 @@
 
 It speaks `POST /v1/chat/completions`, `POST /v1/embeddings` (deterministic hashed
 bag-of-words vectors, see `wire.hashed_embedding`) and `GET /v1/models` in the OpenAI wire format,
-with programmable replies, per-request latency, scripted or random faults and a log of
+with programmable replies, per-request latency, scripted or random faults, optional
+server-side limits (`rpm`: a requests-per-minute bucket; `max_inflight`: requests served
+at once; both answer 429 with OpenAI's rate-limit headers, see `limits`) and a log of
 every request received. In-process it runs aiohttp on its own event loop in a
 background thread, so sync and async clients in the test can both use it:
 
@@ -21,7 +23,7 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ from promptc.testing.faults import (
     Fault,
     error_body,
 )
+from promptc.testing.limits import RequestBucket
 from promptc.testing.threaded import ThreadedServer
 from promptc.testing.wire import completion_payload, embeddings_payload, model_list, model_object
 
@@ -75,10 +78,15 @@ class FakeOpenAIServer(ThreadedServer):
     """An OpenAI-compatible server on 127.0.0.1 with programmable replies and faults.
 
     Attributes may be changed while it runs: `responder`, `latency`, `fault_rate`,
-    `fault_kinds`, `hang_seconds`, `models`, `api_key`, `echo_key`.
+    `fault_kinds`, `hang_seconds`, `models`, `api_key`, `echo_key`, `max_inflight`.
 
     With `echo_key`, a 401 repeats the key the client sent in its message, as some
     servers do: what a client relays from the server must not leak it.
+
+    `rpm` limits chat and embeddings requests per minute (a bucket holding `rpm_burst`
+    seconds of it); `rate_headers=False` leaves out the x-ratelimit-* headers (a 429
+    still says Retry-After). `max_inflight` answers 429 to a request arriving while that
+    many are being served.
     """
 
     thread_name = "fake-openai-server"
@@ -98,6 +106,10 @@ class FakeOpenAIServer(ThreadedServer):
         api_key: str | None = None,
         echo_key: bool = False,
         record: bool = True,
+        rpm: int | None = None,
+        rpm_burst: float = 1.0,
+        rate_headers: bool = True,
+        max_inflight: int | None = None,
     ) -> None:
         super().__init__(host, port)
         self.latency = latency
@@ -110,11 +122,15 @@ class FakeOpenAIServer(ThreadedServer):
         self.api_key = api_key
         self.echo_key = echo_key
         self.record = record
+        self.bucket = RequestBucket(rpm, burst=rpm_burst, headers=rate_headers) if rpm else None
+        self.max_inflight = max_inflight
+        self._inflight = 0
 
         self._lock = threading.Lock()
         self._script: deque[Reply] = deque()
         self._log: list[RequestRecord] = []
         self._count = 0
+        self._outcomes: Counter[str] = Counter()
         self._ids = itertools.count(1)
 
 
@@ -159,11 +175,19 @@ class FakeOpenAIServer(ThreadedServer):
         with self._lock:
             return self._count
 
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """Requests by outcome ("ok", "rpm_limit", "inflight_limit", a fault kind...), even when
+        `record` is off."""
+        with self._lock:
+            return dict(self._outcomes)
+
     def reset_log(self) -> None:
-        """Forget recorded requests and zero the count."""
+        """Forget recorded requests and zero the counts."""
         with self._lock:
             self._log.clear()
             self._count = 0
+            self._outcomes.clear()
 
     def _address(self) -> str:
         return self.base_url
@@ -171,7 +195,6 @@ class FakeOpenAIServer(ThreadedServer):
     # -- request handling ---------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        from aiohttp import web
 
         raw = await request.read()
         body: dict[str, Any] = {}
@@ -199,6 +222,10 @@ class FakeOpenAIServer(ThreadedServer):
             outcome = "auth"
         elif bad_json:
             outcome = "bad_request"
+        elif (is_chat or is_embeddings) and (limited := self._over_limit()) is not None:
+            outcome, limit_headers = limited
+            self._log_request(request, body, outcome)
+            return _error(429, _LIMIT_MESSAGES[outcome], {**limit_headers, **self._id_headers()})
         elif is_chat:
             fault, reply = self._next_scripted()
             if fault is None and reply is None:
@@ -208,6 +235,29 @@ class FakeOpenAIServer(ThreadedServer):
         elif not is_models and not is_embeddings:
             outcome = "not_found"
         self._log_request(request, body, outcome)
+        counted = (is_chat or is_embeddings) and outcome not in ("auth", "bad_request")
+        self._inflight += counted
+        try:
+            response = await self._answer(request, body, outcome, fault, reply, is_chat, is_embeddings)
+        finally:
+            self._inflight -= counted
+        if self.bucket is not None and counted and not response.prepared:
+            response.headers.update(self.bucket.state_headers())
+        return response
+
+    def _over_limit(self) -> tuple[str, dict[str, str]] | None:
+        """("inflight_limit" or "rpm_limit", headers) when this request must get a 429."""
+        if self.max_inflight is not None and self._inflight >= self.max_inflight:
+            return "inflight_limit", self.bucket.state_headers() if self.bucket is not None else {}
+        if self.bucket is not None:
+            allowed, headers = self.bucket.take()
+            if not allowed:
+                return "rpm_limit", headers
+        return None
+
+    async def _answer(self, request: web.Request, body: dict[str, Any], outcome: str, fault: Fault | None,
+                      reply: str | None, is_chat: bool, is_embeddings: bool) -> web.StreamResponse:
+        from aiohttp import web
 
         if self.latency > 0:
             await self._sleep(self.latency)
@@ -261,6 +311,7 @@ class FakeOpenAIServer(ThreadedServer):
     def _log_request(self, request: web.Request, body: dict[str, Any], outcome: str) -> None:
         with self._lock:
             self._count += 1
+            self._outcomes[outcome] += 1
             if self.record:
                 headers = {k.lower(): v for k, v in request.headers.items()}
                 self._log.append(
@@ -330,6 +381,12 @@ class FakeOpenAIServer(ThreadedServer):
             assert request.transport is not None
             request.transport.close()
         return resp
+
+
+_LIMIT_MESSAGES = {
+    "rpm_limit": "Rate limit reached for requests per minute (fake server).",
+    "inflight_limit": "Too many requests in flight (fake server).",
+}
 
 
 def _error(
