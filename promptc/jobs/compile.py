@@ -174,8 +174,8 @@ def _setup(source: LoadedProgram, trainset: DataLike | None, devset: DataLike | 
     if train is None:
         raise UsageError("no training data: pass --train FILE or set `data.train` in the spec")
     dev = as_source(devset) if devset is not None else (source.data_path("dev") if trainset is None else None)
+    name, opt = _optimizer(source, optimizer, settings, make_optimizer)  # a typo'd flag before the data
     train_examples, dev_examples = _examples(train, dev, program, seed, events)
-    name, opt = _optimizer(source, optimizer, settings, make_optimizer)
     resolved = opt.settings.model_dump()  # type: ignore[attr-defined]
     spec_path = source.spec.path if source.spec is not None else None
     lms = budgeted(program.lms, budget)
