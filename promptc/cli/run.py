@@ -8,6 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from promptc.cli.batch_cmds import (
+    MAX_BYTES,
+    MAX_REQUESTS,
+    BatchBytesOpt,
+    BatchOpt,
+    BatchPollOpt,
+    BatchRequestsOpt,
+    MaxWavesOpt,
+    batch_options,
+    print_event,
+    print_totals,
+)
 from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
@@ -26,6 +38,7 @@ if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.program import LoadedProgram
     from promptc.jobs.run import RunPlan, RunResult
+    from promptc.lm.batch_round import BatchOptions
 
 RUN_HELP = """Run a spec's program over every row of a JSONL file.
 
@@ -36,6 +49,8 @@ Order: rows are written in input order. After --resume, rows finished in this ru
 Crash safety: every finished row is appended and flushed at once. After a crash or Ctrl-C, rerun with --resume: a half-written last line is cut, failed rows are retried, and every input row ends up in the output exactly once.
 
 Bad input: the whole file is validated before any LM call. By default a bad line (not JSON, not UTF-8, a missing or mistyped input field) stops the run with the line numbers; --on-error skip writes bad lines to a rejects file and runs the rest.
+
+Batch API: with --batch, every LM call goes through the OpenAI Batch API (half price, results within 24h); the output rows are the same as a live run's. Batch ids are recorded in OUTPUT.batches.json as soon as created: after a kill, --resume re-attaches to them instead of paying twice. `promptc batch status|cancel OUTPUT` shows or cancels them.
 
 Exit status: 0 every row succeeded; 1 some rows failed (see `_error`); 2 bad spec, input or flags (nothing was sent); 3 the LM endpoint failed for good (bad key, unknown model, unreachable); 130 interrupted.
 
@@ -48,6 +63,8 @@ Examples:
   promptc run specs/math.yaml -i q.jsonl -o a.jsonl --model gpt-4o-mini --dry-run
 
   promptc run specs/math.yaml --program build/math/ -i q.jsonl -o a.jsonl
+
+  promptc run specs/math.yaml -i big.jsonl -o out.jsonl --batch
 """
 
 
@@ -80,6 +97,11 @@ def run_command(
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
+    batch: BatchOpt = False,
+    batch_max_requests: BatchRequestsOpt = MAX_REQUESTS,
+    batch_max_bytes: BatchBytesOpt = MAX_BYTES,
+    batch_poll: BatchPollOpt = 10.0,
+    max_waves: MaxWavesOpt = 10,
 ) -> None:
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.program import lm_options, load_source
@@ -87,25 +109,27 @@ def run_command(
 
     options = lm_options(model=model, base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
                          timeout=timeout, cache=not no_cache, cache_dir=cache_dir)
+    batching = batch_options(batch, max_requests=batch_max_requests, max_bytes=batch_max_bytes, poll=batch_poll,
+                             max_waves=max_waves)
     with load_source(spec, program, options) as source:
         if dry_run:
-            _dry_run(source, input, output, limit, resume, overwrite)
+            _dry_run(source, input, output, limit, resume, overwrite, batching)
         with BatchProgress("run") as progress:
             result = run(source, input, output, resume=resume, overwrite=overwrite, limit=limit,
                          on_error=on_error.value, rejects=rejects, on_start=lambda plan: _started(plan, progress),
-                         on_update=progress.update)
+                         on_update=progress.update, batch=batching, on_batch=print_event)
     _report(result, progress)
 
 
 def _dry_run(source: LoadedProgram, input: Path, output: Path, limit: int | None, resume: bool,
-             overwrite: bool) -> None:
+             overwrite: bool, batch: BatchOptions | None) -> None:
     from promptc.cli.dry_run import print_dry_run
     from promptc.errors import UsageError
     from promptc.runner.job import RunJob
 
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; pick one")
-    print_dry_run(RunJob(program=source.program, input=input, output=output, limit=limit))
+    print_dry_run(RunJob(program=source.program, input=input, output=output, limit=limit), batch)
     raise typer.Exit(EXIT_OK)
 
 
@@ -124,6 +148,8 @@ def _report(result: RunResult, progress: BatchProgress) -> None:
                  f"{result.ok} ok, {result.failed} failed"
                  + (f", {result.rejected} rejected" if result.rejected else "") + f" -> {result.output}")
     stdout.print(usage_line(result.usage))
+    if result.batch is not None:
+        print_totals(result.batch)
     if result.failed:
         stderr.print(f"[red]{result.failed} row(s) failed[/]; their errors are in `_error`. "
                      "Rerun with --resume to retry them.")

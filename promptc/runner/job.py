@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from promptc.core.program import Program
 from promptc.errors import InputError, UsageError
-from promptc.runner.batch import BatchStats, RowResult, WorkItem, execute
+from promptc.runner.batch import BatchStats, Engine, RowResult, WorkItem, execute
 from promptc.runner.jsonl import JsonlAppender, RowSource, iter_lines, repair_tail, source_label
 
 MAX_REPORTED = 20
@@ -142,6 +142,8 @@ class RunJob:
     row_key: str = "_row"
     error_key: str = "_error"
     keep: Callable[[dict[str, Any]], None] | None = None
+    # What runs the rows: `execute` (live), or one with its signature (`run --batch`).
+    engine: Engine = execute
 
     @property
     def rejects_path(self) -> Path:
@@ -189,9 +191,9 @@ class RunJob:
         stats = BatchStats(total=total)
         try:
             with JsonlAppender(self.output) as out:
-                await execute(self.program, self.items(done, rejects),
-                              lambda r: out.write(output_record(r)),
-                              concurrency=self.concurrency, stats=stats, on_update=on_update)
+                await self.engine(self.program, self.items(done, rejects),
+                                  lambda r: out.write(output_record(r)),
+                                  concurrency=self.concurrency, stats=stats, on_update=on_update)
         finally:
             if rejects is not None:
                 rejects.close()

@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible HTTP server for tests and benchmarks.
 
 It speaks `POST /v1/chat/completions`, `POST /v1/embeddings` (deterministic hashed
-bag-of-words vectors, see `wire.hashed_embedding`) and `GET /v1/models` in the OpenAI wire format,
+bag-of-words vectors, see `wire.hashed_embedding`) and `GET /v1/models` in the OpenAI wire format
+(and `/v1/files` + `/v1/batches`, see `promptc.testing.batches`),
 with programmable replies, per-request latency, scripted or random faults and a log of
 every request received. In-process it runs aiohttp on its own event loop in a
 background thread, so sync and async clients in the test can both use it:
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from promptc.testing.batches import FakeBatchAPI
 from promptc.testing.faults import (
     DEFAULT_RANDOM_KINDS,
     HANG,
@@ -111,7 +113,7 @@ class FakeOpenAIServer(ThreadedServer):
         self._log: list[RequestRecord] = []
         self._count = 0
         self._ids = itertools.count(1)
-
+        self.batch_api = FakeBatchAPI(self)  # /v1/files and /v1/batches
 
     # -- public API ---------------------------------------------------------------
 
@@ -168,6 +170,9 @@ class FakeOpenAIServer(ThreadedServer):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         from aiohttp import web
 
+        if request.path.startswith(("/v1/files", "/v1/batches")):
+            self._log_request(request, {}, "ok")
+            return await self.batch_api.handle(request)
         raw = await request.read()
         body: dict[str, Any] = {}
         bad_json = False
