@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from promptc.cli.batch_cmds import BatchOpt, BatchPollOpt, MaxWavesOpt, batch_options, print_event
 from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
@@ -23,7 +24,7 @@ EVAL_HELP = """Score a spec (or a compiled artifact) on a labelled JSONL set.
 
 Each data row holds the program's inputs and the gold fields the metrics read. Metrics come from the spec's `metric:` block, or --metric (e.g. `exact_match`, `numeric_match`, `python:mypkg.metrics:score`). The first metric, or the one marked `primary`, gates CI.
 
-Runs with the same concurrency, retries, cache and resume machinery as `run`. Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost, latency p50/p95 and the worst examples.
+Runs with the same concurrency, retries, cache and resume machinery as `run` (--batch too: the program's LM calls go through the OpenAI Batch API; metrics and judges stay live). Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost, latency p50/p95 and the worst examples.
 
 Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression against --baseline); 2 spec, usage or input error; 3 LM/infrastructure failure (more than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss under --offline).
 
@@ -68,6 +69,9 @@ def eval_command(
     base_url: BaseUrlOpt = None,
     no_cache: NoCacheOpt = False,
     cache_dir: CacheDirOpt = None,
+    batch: BatchOpt = False,
+    batch_poll: BatchPollOpt = 10.0,
+    max_waves: MaxWavesOpt = 10,
 ) -> None:
     from promptc.cli.eval_output import print_files, print_summary
     from promptc.cli.progress import BatchProgress
@@ -80,8 +84,8 @@ def eval_command(
         result = evaluate(source, data, metrics=metric, output=output, resume=resume, overwrite=overwrite,
                           limit=limit, on_error=on_error.value, threshold=threshold, baseline=baseline,
                           max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate,
-                          reports=report or [], junit=junit, on_start=progress.start,
-                          on_update=progress.update)
+                          reports=report or [], junit=junit, on_start=progress.start, on_update=progress.update,
+                          batch=batch_options(batch, poll=batch_poll, max_waves=max_waves), on_batch=print_event)
     print_files(result)
     print_summary(result.summary, result.records, show_failures=show_failures)
     if result.summary.exit_code:

@@ -9,13 +9,14 @@ Every other line (from either file, or a line missing from both) is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from promptc.errors import LMAuthError
+from promptc.errors import LMAuthError, LMError
 from promptc.lm.base import LMRequest
 
 ENDPOINT: Final = "/v1/chat/completions"
@@ -92,29 +93,56 @@ class BatchClient:
 
     async def submit(self, lines: bytes, metadata: Mapping[str, str]) -> tuple[str, BatchInfo]:
         """Upload an input file and create its batch: (input file id, the batch)."""
-        uploaded = await self.client.files.create(file=("promptc-batch.jsonl", lines, "application/jsonl"),
-                                                  purpose="batch")
-        batch = await self.client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT,
-                                                 completion_window=WINDOW, metadata=dict(metadata))
+        async with self._errors("uploading a batch file"):
+            uploaded = await self.client.files.create(file=("promptc-batch.jsonl", lines, "application/jsonl"),
+                                                      purpose="batch")
+        async with self._errors("creating a batch"):
+            batch = await self.client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT,
+                                                     completion_window=WINDOW, metadata=dict(metadata))
         return uploaded.id, _info(batch)
 
     async def retrieve(self, batch_id: str) -> BatchInfo:
-        return _info(await self.client.batches.retrieve(batch_id))
+        async with self._errors(f"reading batch {batch_id}"):
+            return _info(await self.client.batches.retrieve(batch_id))
 
     async def cancel(self, batch_id: str) -> BatchInfo:
-        return _info(await self.client.batches.cancel(batch_id))
+        async with self._errors(f"cancelling batch {batch_id}"):
+            return _info(await self.client.batches.cancel(batch_id))
 
     async def results(self, info: BatchInfo) -> list[LineResult]:
         """Every line of the batch's output and error files (either may be absent)."""
         found: list[LineResult] = []
         for file_id in (info.output_file_id, info.error_file_id):
             if file_id:
-                content = await self.client.files.content(file_id)
+                async with self._errors(f"downloading file {file_id} of batch {info.id}"):
+                    content = await self.client.files.content(file_id)
                 found.extend(parse_lines(content.content))
         return found
 
+    @contextlib.asynccontextmanager
+    async def _errors(self, doing: str) -> AsyncIterator[None]:
+        """The SDK's errors (after its retries) as promptc's: exit 3 with a message, no traceback."""
+        import openai
+
+        try:
+            yield
+        except openai.APIStatusError as exc:
+            where = str(self.client.base_url)
+            kind = LMAuthError if exc.status_code in (401, 403) else LMError
+            raise kind(f"{where} answered HTTP {exc.status_code} while {doing}: {_message(exc)}",
+                       status=exc.status_code) from exc
+        except openai.APIError as exc:  # connection errors and timeouts
+            raise LMError(f"{self.client.base_url} failed while {doing}: {type(exc).__name__}: {exc}") from exc
+
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    inner = body.get("error") if isinstance(body, dict) else None
+    message = inner.get("message") if isinstance(inner, dict) else None
+    return str(message or exc)[:300]
 
 
 def parse_lines(data: bytes) -> Iterator[LineResult]:

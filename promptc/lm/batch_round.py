@@ -67,6 +67,7 @@ class BatchRound:
         self.lms, self.state, self.path, self.options = lms, state, path, options
         self.totals, self.on_event = totals, on_event
         self.clients: dict[tuple[str | None, str], BatchClient] = {}
+        self.inherited = {record.id for record in state.active()}  # an earlier run's (--resume)
 
     async def run(self, wanted: dict[str, Wanted]) -> None:
         self.totals.waves += 1
@@ -79,7 +80,8 @@ class BatchRound:
             for chunk in self._chunks(calls):
                 await self._submit(self.lms[name], chunk)
         active = self.state.active()
-        self.totals.reattached += sum(1 for r in active if r.wave < self.totals.waves)
+        self.totals.reattached += sum(1 for r in active if r.id in self.inherited)
+        self.inherited.clear()
         statuses = await asyncio.gather(*(self._finish(record) for record in active))
         cancelled = [r.id for r, status in zip(active, statuses, strict=True) if status == "cancelled"]
         if cancelled:
@@ -164,7 +166,7 @@ class BatchRound:
         self._save()
         note = f"; {'; '.join(info.errors)[:300]}" if info.errors else ""
         self._event(f"batch {record.id}: {info.status}, {len(answered)} answered, "
-                    f"{len(missing)} line(s) not{note}")
+                    f"{len(missing)} unanswered{note}")
 
     def _keep(self, live: CachedLM, lm: BatchingLM, key: str, model: str, completion: dict) -> None:  # type: ignore[type-arg]
         response = batch_response(completion, lm.price)
