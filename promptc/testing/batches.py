@@ -21,14 +21,22 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from promptc.testing.faults import Fault, error_body
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from promptc.testing.server import FakeOpenAIServer
+
+class _Server(Protocol):
+    """What the batch API uses of its FakeOpenAIServer (not imported: it imports this)."""
+
+    api_key: str | None
+
+    def responder(self, body: dict[str, Any]) -> Any: ...
+
+    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]: ...
 
 ENDPOINT = "/v1/chat/completions"
 
@@ -46,7 +54,7 @@ class _Batch:
 class FakeBatchAPI:
     """Files and batches of one fake server (see the module docstring)."""
 
-    server: FakeOpenAIServer
+    server: _Server
     progression: list[str] = field(default_factory=lambda: ["validating", "in_progress", "finalizing", "completed"])
     hold: bool = False
     seed: int = 0
