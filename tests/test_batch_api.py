@@ -107,6 +107,19 @@ def test_failed_lines_are_retried_in_a_new_batch(tmp_path, fake_server):
     assert read_rows(tmp_path / "out.jsonl") == live
 
 
+def test_calls_are_split_over_the_file_limits(tmp_path, fake_server):
+    spec = write_spec(tmp_path, fake_server.base_url)
+    inp = write_rows(tmp_path / "in.jsonl", 20)
+    result = run(str(spec), inp, tmp_path / "out.jsonl", batch=BatchOptions(poll=0.01, max_requests=7))
+    assert result.ok == 20 and fake_server.batch_api.created == 3  # 7 + 7 + 6
+    one_line = len(fake_server.batch_api.contents["file-fake000001"].splitlines()[0]) + 1
+    fake_server.batch_api.created = 0
+    other = tmp_path / "other.jsonl"  # new questions: not in the cache
+    other.write_text("".join(json.dumps({"question": f"Add nothing to {i}."}) + "\n" for i in range(12)))
+    again = run(str(spec), other, tmp_path / "out2.jsonl", batch=BatchOptions(poll=0.01, max_bytes=one_line * 5))
+    assert again.ok == 12 and fake_server.batch_api.created >= 3  # about 5 lines a file
+
+
 def test_lines_failing_every_batch_are_asked_live(tmp_path, fake_server):
     spec = write_spec(tmp_path, fake_server.base_url)
     inp = write_rows(tmp_path / "in.jsonl", 10)
@@ -181,7 +194,8 @@ def test_batch_prices_and_the_saving(tmp_path, fake_server):
     assert result.batch.saved == pytest.approx((tokens_in * 1.5 + tokens_out * 4.0) / 1e6)
 
 
-def test_kill_mid_poll_then_resume_creates_no_new_batch(tmp_path, fake_server):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_kill_mid_poll_then_resume_creates_no_new_batch(tmp_path, fake_server, sig):
     spec = write_spec(tmp_path, fake_server.base_url)
     inp, out = write_rows(tmp_path / "in.jsonl", 300), tmp_path / "out.jsonl"
     state = tmp_path / "out.jsonl.batches.json"
@@ -196,8 +210,9 @@ def test_kill_mid_poll_then_resume_creates_no_new_batch(tmp_path, fake_server):
             time.sleep(0.05)
         time.sleep(0.3)  # a few polls
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
         proc.communicate(timeout=60)
+    assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     again = run_cli("run", str(spec), "-i", str(inp), "-o", str(out), "--batch", *POLL, env=ENV)
     assert again.returncode == 2 and "--resume" in again.stderr  # batches not collected: not forgotten
     fake_server.batch_api.hold = False

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # imported for real inside the functions: `promptc --help` mu
 BATCH_HELP = """Send every LM call through the OpenAI Batch API (half price, results within 24h) instead of live requests. One round of batches per LM call in sequence (a 2-step chain: 2 rounds). Batch ids are kept in OUTPUT.batches.json: after a kill, --resume re-attaches to them. See `promptc batch status|cancel OUTPUT`."""
 
 # The Batch API's limits per input file (promptc.lm.batch_round has the same defaults).
-MAX_REQUESTS, MAX_BYTES = 50_000, 200 * 1024 * 1024
+MAX_REQUESTS, MAX_BYTES = 50_000, 200_000_000
 
 BatchOpt = Annotated[bool, typer.Option("--batch", help=BATCH_HELP)]
 BatchRequestsOpt = Annotated[int, typer.Option("--batch-max-requests", min=1,

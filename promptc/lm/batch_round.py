@@ -24,7 +24,7 @@ from promptc.lm.batching import BatchingLM, Wanted, batch_response
 from promptc.lm.layers import CachedLM
 
 MAX_REQUESTS = 50_000
-MAX_BYTES = 200 * 1024 * 1024
+MAX_BYTES = 200_000_000  # "200 MB": counted in the smaller unit, to stay under either reading
 
 
 @dataclass

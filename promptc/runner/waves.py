@@ -95,6 +95,8 @@ class BatchEngine:
         check_waves(program, self.options)
         stats = stats or BatchStats()
         state = BatchState.load(self.state) if self.state is not None and self.resume else BatchState()
+        if self.state is not None:
+            state.save(self.state)  # there from the start: `promptc batch status` and resume find it
         collector = Collector(state, self.options.retries)
         side = (self.state.with_suffix(".cache.sqlite") if self.state is not None
                 else Path(tempfile.mkdtemp(prefix="promptc-batch-")) / "cache.sqlite")
