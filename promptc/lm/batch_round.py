@@ -15,10 +15,11 @@ import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from promptc.errors import LMError, UsageError
 from promptc.lm.base import LMRequest
-from promptc.lm.batch_client import BatchClient, BatchInfo, api_key, request_line
+from promptc.lm.batch_client import BatchClient, BatchInfo, LineResult, api_key, request_line
 from promptc.lm.batch_state import BatchRecord, BatchState
 from promptc.lm.batching import BatchingLM, Wanted, batch_response
 from promptc.lm.layers import CachedLM
@@ -147,7 +148,7 @@ class BatchRound:
         self._collect(record, info, await client.results(info))
         return info.status
 
-    def _collect(self, record: BatchRecord, info: BatchInfo, lines: list) -> None:  # type: ignore[type-arg]
+    def _collect(self, record: BatchRecord, info: BatchInfo, lines: list[LineResult]) -> None:
         lm = self.lms.get(record.lm)
         submitted = set(record.custom_ids)
         answered: set[str] = set()
@@ -168,7 +169,7 @@ class BatchRound:
         self._event(f"batch {record.id}: {info.status}, {len(answered)} answered, "
                     f"{len(missing)} unanswered{note}")
 
-    def _keep(self, live: CachedLM, lm: BatchingLM, key: str, model: str, completion: dict) -> None:  # type: ignore[type-arg]
+    def _keep(self, live: CachedLM, lm: BatchingLM, key: str, model: str, completion: dict[str, Any]) -> None:
         response = batch_response(completion, lm.price)
         live.cache.set(key, LMRequest.model_construct(model=model, messages=[]), response)
         self.totals.cost += response.usage.cost
