@@ -197,7 +197,7 @@ def test_batch_prices_and_the_saving(tmp_path, fake_server):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_kill_mid_poll_then_resume_creates_no_new_batch(tmp_path, fake_server, sig):
     spec = write_spec(tmp_path, fake_server.base_url)
-    inp, out = write_rows(tmp_path / "in.jsonl", 300), tmp_path / "out.jsonl"
+    inp, out = write_rows(tmp_path / "in.jsonl", 120), tmp_path / "out.jsonl"
     state = tmp_path / "out.jsonl.batches.json"
     fake_server.batch_api.hold = True  # the batch stays in_progress: the run polls
     env = {**os.environ, **ENV, "PYTHONPATH": str(ROOT)}
@@ -218,8 +218,8 @@ def test_kill_mid_poll_then_resume_creates_no_new_batch(tmp_path, fake_server, s
     fake_server.batch_api.hold = False
     resumed = run_cli("run", str(spec), "-i", str(inp), "-o", str(out), "--batch", "--resume", *POLL, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
-    assert fake_server.batch_api.created == 1 and fake_server.batch_api.lines_received == 300
-    assert [r["_row"] for r in read_rows(out)] == list(range(1, 301))
+    assert fake_server.batch_api.created == 1 and fake_server.batch_api.lines_received == 120
+    assert [r["_row"] for r in read_rows(out)] == list(range(1, 121))
     assert "1 re-attached" in resumed.stdout
 
 

@@ -85,7 +85,7 @@ def api_key(base_url: str | None, api_key_env: str, explicit: str | None = None)
 class BatchClient:
     """The Files and Batches endpoints of one OpenAI-compatible server."""
 
-    def __init__(self, *, base_url: str | None, key: str, timeout: float = 120.0):
+    def __init__(self, *, base_url: str | None, key: str, timeout: float = 600.0):  # a 200 MB upload
         import openai
 
         self.client = openai.AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout,
