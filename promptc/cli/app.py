@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from promptc.cli.batch_cmds import batch_app
 from promptc.cli.cache_cmds import cache_app
 from promptc.cli.compare import COMPARE_HELP, compare_command
 from promptc.cli.compile import COMPILE_HELP, compile_command
@@ -32,6 +33,7 @@ app.command("trace", help=TRACE_HELP)(trace_command)
 app.command("validate")(validate_command)
 app.command("inspect")(inspect_command)
 app.add_typer(cache_app, name="cache")
+app.add_typer(batch_app, name="batch")
 
 
 def main() -> None:

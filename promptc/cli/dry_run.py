@@ -13,6 +13,7 @@ from promptc.core.program import Program
 from promptc.errors import InputError
 from promptc.jobs.compile_setup import placeholder_inputs
 from promptc.lm.base import LMRequest, Message
+from promptc.lm.batch_round import BatchOptions
 from promptc.runner.job import RunJob, check_row
 from promptc.runner.source import iter_lines, source_label
 
@@ -34,8 +35,9 @@ def row_messages(program: Program, inputs: Mapping[str, Any]) -> list[list[Messa
             for i, step in enumerate(program.steps)]
 
 
-def print_dry_run(job: RunJob) -> None:
-    """The first row's prompts and an estimate of requests and tokens for the whole file."""
+def print_dry_run(job: RunJob, batch: BatchOptions | None = None) -> None:
+    """The first row's prompts and an estimate of requests and tokens for the whole file
+    (and, with `batch`, of the Batch API's rounds and cost)."""
     program = job.program
     rows = bad = oversized = prompt_tokens = 0
     limits = [getattr(program.lms.get(s.module.lm or "default"), "max_prompt_tokens", None) for s in program.steps]
@@ -72,4 +74,21 @@ def print_dry_run(job: RunJob) -> None:
     price = getattr(program.lms.get("default"), "price", None)
     if price is not None:
         stdout.print(f"~${price.cost(prompt_tokens, completion):.4f} at most (prices from the spec)")
+    if batch is not None:
+        print_batch_plan(program, batch, calls, price.batch_cost(prompt_tokens, completion) if price else None)
     stdout.print("nothing was sent (--dry-run)")
+
+
+def print_batch_plan(program: Program, batch: BatchOptions, calls: int, cost: float | None) -> None:
+    from promptc.runner.waves import waves_needed
+
+    waves = waves_needed(program)
+    files = -(-calls // batch.max_requests)
+    rounds = f"up to {waves} round(s)" if waves is not None else "an unknown number of rounds (a Python program)"
+    stdout.print(f"--batch: {rounds} of batches, one per LM call in sequence (each round up to 24h); "
+                 f"~{files} batch file(s) in the first round")
+    if waves is not None and waves > batch.max_waves:
+        stdout.print(f"[red]refused[/]: more rounds than --max-waves {batch.max_waves} (loops or agent steps)")
+    if cost is not None:
+        stdout.print(f"~${cost:.4f} at most at batch price (`prices:` batch_input/batch_output, "
+                     "else half the live price)")

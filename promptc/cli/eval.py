@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from promptc.cli.batch_cmds import BatchOpt, BatchPollOpt, MaxWavesOpt, batch_options, print_event
 from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
@@ -29,7 +30,7 @@ EVAL_HELP = """Score a spec (or a compiled artifact) on a labelled JSONL set.
 
 Each data row holds the program's inputs and the gold fields the metrics read. Metrics come from the spec's `metric:` block, or --metric (e.g. `exact_match`, `numeric_match`, `python:mypkg.metrics:score`). The first metric, or the one marked `primary`, gates CI.
 
-Runs with the same concurrency, retries, cache and resume machinery as `run`. Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost, latency p50/p95 and the worst examples.
+Runs with the same concurrency, retries, cache and resume machinery as `run` (--batch too: the program's LM calls go through the OpenAI Batch API; metrics and judges stay live). Prints n, errors, the mean with a 95% confidence interval, each metric, tokens, cost, latency p50/p95 and the worst examples.
 
 Exit status: 0 pass; 1 quality gate failed (--threshold, or a significant regression against --baseline); 2 spec, usage or input error (a data row without a valid gold value included: nothing is spent); 3 LM/infrastructure failure (more than --max-error-rate of rows failed at the endpoint, a bad key, or a cache miss under --offline).
 
@@ -78,6 +79,9 @@ def eval_command(
     cache_dir: CacheDirOpt = None,
     otel_endpoint: OtelEndpointOpt = None,
     otel_content: OtelContentOpt = False,
+    batch: BatchOpt = False,
+    batch_poll: BatchPollOpt = 10.0,
+    max_waves: MaxWavesOpt = 10,
 ) -> None:
     from promptc.cli.eval_output import print_files, print_summary
     from promptc.cli.progress import BatchProgress
@@ -94,8 +98,8 @@ def eval_command(
                           overwrite=overwrite,
                           limit=limit, on_error=on_error.value, threshold=threshold, baseline=baseline,
                           max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate,
-                          reports=report or [], junit=junit, on_start=progress.start,
-                          on_update=progress.update)
+                          reports=report or [], junit=junit, on_start=progress.start, on_update=progress.update,
+                          batch=batch_options(batch, poll=batch_poll, max_waves=max_waves), on_batch=print_event)
     print_files(result)
     for line in result.warnings:
         stderr.print(f"[yellow]warning:[/] {line}")

@@ -11,6 +11,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from promptc.cli.batch_cmds import (
+    MAX_BYTES,
+    MAX_REQUESTS,
+    BatchBytesOpt,
+    BatchOpt,
+    BatchPollOpt,
+    BatchRequestsOpt,
+    MaxWavesOpt,
+    batch_options,
+    print_event,
+    print_totals,
+)
 from promptc.cli.common import (
     BaseUrlOpt,
     CacheDirOpt,
@@ -35,6 +47,7 @@ if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.program import LoadedProgram
     from promptc.jobs.run import RunPlan, RunResult
+    from promptc.lm.batch_round import BatchOptions
     from promptc.runner.source import DataFile
     from promptc.spec.lms import LMOptions
 
@@ -52,6 +65,8 @@ Bad input: the whole file is validated before any LM call. By default a bad line
 
 Engines: --engine ray runs the rows on Ray workers (a local instance, or --address auto / ray://HOST:10001), each with its own LM client and the same cache; the driver validates the input, filters out rows already done (--resume) and writes the output in input order. Needs: pip install 'promptc[ray]'.
 
+Batch API: with --batch, every LM call goes through the OpenAI Batch API (half price, results within 24h); the output rows are the same as a live run's. Batch ids are recorded in OUTPUT.batches.json as soon as created: after a kill, --resume re-attaches to them instead of paying twice. `promptc batch status|cancel OUTPUT` shows or cancels them.
+
 Exit status: 0 every row succeeded; 1 some rows failed (see `_error`); 2 bad spec, input or flags (nothing was sent); 3 the LM endpoint failed for good (bad key, unknown model, unreachable), or the output could not be written (disk full, read-only: the rows already written stay; --resume goes on); 130 interrupted.
 
 Examples:
@@ -65,6 +80,8 @@ Examples:
   promptc run specs/math.yaml --program build/math/ -i q.jsonl -o a.jsonl
 
   promptc run specs/math.yaml -i big.jsonl -o out.jsonl --engine ray --workers 8 --address auto
+
+  promptc run specs/math.yaml -i big.jsonl -o out.jsonl --batch
 """
 
 
@@ -113,6 +130,11 @@ def run_command(
                                                 "(auto, ray://HOST:10001; default: start a local one).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="With --engine ray: worker actors, "
                                                 "each with its own LM client (default 2).")] = None,
+    batch: BatchOpt = False,
+    batch_max_requests: BatchRequestsOpt = MAX_REQUESTS,
+    batch_max_bytes: BatchBytesOpt = MAX_BYTES,
+    batch_poll: BatchPollOpt = 10.0,
+    max_waves: MaxWavesOpt = 10,
 ) -> None:
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.program import lm_options, load_source
@@ -121,11 +143,13 @@ def run_command(
     options = lm_options(model=one_model(model, "run"), base_url=base_url, concurrency=concurrency, rpm=rpm, tpm=tpm,
                          timeout=timeout, cache=not no_cache, cache_dir=cache_dir,
                          max_prompt_tokens=max_prompt_tokens)
-    run_job = _engine(engine, options, address, workers)
+    batching = batch_options(batch, max_requests=batch_max_requests, max_bytes=batch_max_bytes, poll=batch_poll,
+                             max_waves=max_waves)
+    run_job = _engine(engine, options, address, workers, batching)
     data = data_file(input, column)
     with load_source(spec, program, options) as source:
         if dry_run:
-            _dry_run(source, data, output, limit, resume, overwrite)
+            _dry_run(source, data, output, limit, resume, overwrite, batching)
         with BatchProgress("run") as progress, exporting(endpoint_from(otel_endpoint), content=otel_content):
             result = run_job(
                 source, data, output, resume=resume, overwrite=overwrite, limit=limit, on_error=on_error.value,
@@ -134,7 +158,7 @@ def run_command(
 
 
 def _dry_run(source: LoadedProgram, input: Path | DataFile | None, output: Path, limit: int | None, resume: bool,
-             overwrite: bool) -> None:
+             overwrite: bool, batch: BatchOptions | None) -> None:
     from promptc.cli.dry_run import print_dry_run
     from promptc.errors import UsageError
     from promptc.jobs.data import as_source
@@ -143,12 +167,13 @@ def _dry_run(source: LoadedProgram, input: Path | DataFile | None, output: Path,
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; pick one")
     assert input is not None
-    print_dry_run(RunJob(program=source.program, input=as_source(input), output=output, limit=limit))
+    print_dry_run(RunJob(program=source.program, input=as_source(input), output=output, limit=limit), batch)
     raise typer.Exit(EXIT_OK)
 
 
-def _engine(engine: Engine, options: LMOptions, address: str | None, workers: int | None) -> Callable[..., RunResult]:
-    """The job function for --engine: `promptc.run`, or `run_ray` bound to its cluster."""
+def _engine(engine: Engine, options: LMOptions, address: str | None, workers: int | None,
+            batch: BatchOptions | None) -> Callable[..., RunResult]:
+    """The job function for --engine: `promptc.run` (live or --batch), or `run_ray` bound to its cluster."""
     from promptc.errors import UsageError
 
     if engine is Engine.local:
@@ -156,7 +181,9 @@ def _engine(engine: Engine, options: LMOptions, address: str | None, workers: in
             raise UsageError("--address and --workers are for --engine ray")
         from promptc.jobs.run import run
 
-        return run
+        return functools.partial(run, batch=batch, on_batch=print_event)
+    if batch is not None:
+        raise UsageError("--batch sends the calls to the provider's Batch API; it does not combine with --engine ray")
     from promptc.distributed.ray_run import RayEngine, require_ray, run_ray
 
     require_ray()  # before any work: say how to install the extra (exit 2)
@@ -182,6 +209,8 @@ def _report(result: RunResult, progress: BatchProgress) -> None:
     stdout.print(usage_line(result.usage))
     for line in result.warnings:
         stderr.print(f"[yellow]warning:[/] {escape(line)}")
+    if result.batch is not None:
+        print_totals(result.batch)
     if result.failed:
         stderr.print(f"[red]{result.failed} row(s) failed[/]; their errors are in `_error`. "
                      "Rerun with --resume to retry them.")

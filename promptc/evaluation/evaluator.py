@@ -19,7 +19,7 @@ from promptc.evaluation.scoring import RowScores, score_row
 from promptc.evaluation.stats import compare, is_regression, mean_ci, percentile
 from promptc.lm.base import Usage
 from promptc.metrics.config import NamedMetric
-from promptc.runner.batch import BatchStats, RowResult, execute
+from promptc.runner.batch import BatchStats, Engine, RowResult, execute
 from promptc.runner.job import RunJob, resume_hint, scan_input
 from promptc.runner.jsonl import JsonlAppender
 from promptc.runner.source import RowSource
@@ -50,6 +50,7 @@ class EvalJob:
     concurrency: int = 16
     done: list[EvalRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what resuming repaired in the output
+    engine: Engine = execute  # or `eval --batch`'s (promptc.runner.waves.BatchEngine)
 
     @property
     def primary(self) -> NamedMetric:
@@ -97,9 +98,9 @@ class EvalJob:
                 out.write(record.model_dump(mode="json"))
 
         try:
-            await execute(self.program, job.items(done_rows, None), sink, concurrency=self.concurrency,
-                          stats=BatchStats(total=total), on_update=on_update,
-                          post=lambda r: score_row(r, self.metrics))
+            await self.engine(self.program, job.items(done_rows, None), sink, concurrency=self.concurrency,
+                              stats=BatchStats(total=total), on_update=on_update,
+                              post=lambda r: score_row(r, self.metrics))
         except OutputError as exc:
             if self.output is None:
                 raise

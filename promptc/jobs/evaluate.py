@@ -13,8 +13,10 @@ from promptc.evaluation.records import EvalRecord, EvalSummary
 from promptc.jobs.data import DataLike, as_source
 from promptc.jobs.metrics import MetricLike
 from promptc.jobs.program import LoadedProgram, ProgramLike, as_loaded
+from promptc.lm.batch_round import BatchOptions
 from promptc.runner.batch import BatchStats
 from promptc.runner.source import source_label
+from promptc.runner.waves import BatchEngine
 
 
 class EvalResult(BaseModel):
@@ -46,20 +48,26 @@ def evaluate(program: ProgramLike, data: DataLike | None = None, *,
              baseline: str | Path | None = None, max_regression: float = 0.0, alpha: float = 0.05,
              max_error_rate: float = 0.05, reports: Sequence[str | Path] = (),
              junit: str | Path | None = None, on_start: Callable[[int], None] | None = None,
-             on_update: Callable[[BatchStats], None] | None = None) -> EvalResult:
+             on_update: Callable[[BatchStats], None] | None = None, batch: BatchOptions | None = None,
+             on_batch: Callable[[str], None] | None = None) -> EvalResult:
     """Score `program` on `data` (default: the spec's `data.dev`).
 
     Metrics: `metrics`, else the spec's (or artifact's) `metric:`, else a default by output
     type. Rows are scored by `promptc.evaluation.scoring`. `on_start` gets the number of rows
-    to run once the data is validated.
+    to run once the data is validated. With `batch`, the program's LM calls go through the
+    OpenAI Batch API like `run`'s (metrics and judges stay live).
     """
+    from promptc.jobs.batching import batch_engine
+
+    engine = (batch_engine(Path(output) if output is not None else None, batch, resume=resume,
+                           overwrite=overwrite, on_event=on_batch) if batch is not None else None)
     source, opened = as_loaded(program)
     try:
         return _evaluate(source, data, metrics=metrics, output=output, resume=resume, overwrite=overwrite,
                          limit=limit, on_error=on_error, concurrency=concurrency, threshold=threshold,
                          baseline=baseline, max_regression=max_regression, alpha=alpha,
                          max_error_rate=max_error_rate, reports=reports, junit=junit,
-                         on_start=on_start, on_update=on_update)
+                         on_start=on_start, on_update=on_update, engine=engine)
     finally:
         if opened:
             source.close()
@@ -70,7 +78,7 @@ def _evaluate(source: LoadedProgram, data: DataLike | None, *, metrics: Sequence
               concurrency: int | None, threshold: float | None, baseline: str | Path | None,
               max_regression: float, alpha: float, max_error_rate: float, reports: Sequence[str | Path],
               junit: str | Path | None, on_start: Callable[[int], None] | None,
-              on_update: Callable[[BatchStats], None] | None) -> EvalResult:
+              on_update: Callable[[BatchStats], None] | None, engine: BatchEngine | None = None) -> EvalResult:
     from promptc.errors import UsageError
     from promptc.evaluation.evaluator import EvalJob, Gate, summarize
     from promptc.jobs.metrics import load_baseline, resolve_metrics
@@ -89,6 +97,8 @@ def _evaluate(source: LoadedProgram, data: DataLike | None, *, metrics: Sequence
     job = EvalJob(program=source.program, metrics=built, data=rows, limit=limit, on_error=on_error,
                   output=Path(output) if output is not None else None, resume=resume, overwrite=overwrite,
                   concurrency=concurrency or source.concurrency)
+    if engine is not None:
+        job.engine = engine
     todo = job.prepare()
     _probe_files(reports, junit)  # an unwritable report must not cost the whole evaluation
     old = load_baseline(Path(baseline), source, built, rows, limit) if baseline is not None else None

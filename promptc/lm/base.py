@@ -109,6 +109,14 @@ class Price(BaseModel):
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    # The Batch API's prices (`run --batch`); unset, half the live ones (OpenAI's discount).
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+
+    def batch_cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        per_input = self.input / 2 if self.batch_input is None else self.batch_input
+        per_output = self.output / 2 if self.batch_output is None else self.batch_output
+        return (prompt_tokens * per_input + completion_tokens * per_output) / 1_000_000

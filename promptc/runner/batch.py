@@ -88,6 +88,8 @@ class BatchStats:
 
 Sink = Callable[[RowResult], None]
 PostHook = Callable[[RowResult], Awaitable[Any]]
+# `execute`, or anything called like it (promptc.runner.waves.BatchEngine).
+Engine = Callable[..., Awaitable["BatchStats"]]
 
 
 class _Fatal(Exception):

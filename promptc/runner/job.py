@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from promptc.core.program import Program
 from promptc.errors import InputError, OutputError, UsageError, output_errors
-from promptc.runner.batch import BatchStats, RowResult, WorkItem, execute
+from promptc.runner.batch import BatchStats, Engine, RowResult, WorkItem, execute
 from promptc.runner.jsonl import JsonlAppender, repair_tail
 from promptc.runner.output_paths import (
     REGULAR,
@@ -184,6 +184,8 @@ class RunJob:
     keep: Callable[[dict[str, Any]], None] | None = None
     notes: list[str] = field(default_factory=list)  # what prepare() repaired, for the user
     check: RowCheck | None = None
+    # What runs the rows: `execute` (live), or one with its signature (`run --batch`).
+    engine: Engine = execute
 
     @property
     def rejects_path(self) -> Path:
@@ -254,9 +256,9 @@ class RunJob:
                     empty_regular(self.rejects_path, "--rejects")
                 rejects = JsonlAppender(self.rejects_path)
             with JsonlAppender(self.journal) as out:
-                await execute(self.program, self.items(done, rejects),
-                              lambda r: out.write(output_record(r)),
-                              concurrency=self.concurrency, stats=stats, on_update=on_update)
+                await self.engine(self.program, self.items(done, rejects),
+                                  lambda r: out.write(output_record(r)),
+                                  concurrency=self.concurrency, stats=stats, on_update=on_update)
             if self.journal != self.output:
                 journal_to_parquet(self.journal, self.output)
         except OutputError as exc:

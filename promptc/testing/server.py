@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible HTTP server for tests and benchmarks.
 
 It speaks `POST /v1/chat/completions`, `POST /v1/embeddings` (deterministic hashed
-bag-of-words vectors, see `wire.hashed_embedding`) and `GET /v1/models` in the OpenAI wire format,
+bag-of-words vectors, see `wire.hashed_embedding`) and `GET /v1/models` in the OpenAI wire format
+(and `/v1/files` + `/v1/batches`, see `promptc.testing.batches`),
 with programmable replies, per-request latency, scripted or random faults, optional
 server-side limits (`rpm`: a requests-per-minute bucket; `max_inflight`: requests served
 at once; both answer 429 with OpenAI's rate-limit headers, see `limits`) and a log of
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from promptc.testing.batches import FakeBatchAPI
 from promptc.testing.faults import (
     DEFAULT_RANDOM_KINDS,
     HANG,
@@ -132,7 +134,7 @@ class FakeOpenAIServer(ThreadedServer):
         self._count = 0
         self._outcomes: Counter[str] = Counter()
         self._ids = itertools.count(1)
-
+        self.batch_api = FakeBatchAPI(self)  # /v1/files and /v1/batches
 
     # -- public API ---------------------------------------------------------------
 
@@ -195,7 +197,9 @@ class FakeOpenAIServer(ThreadedServer):
     # -- request handling ---------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-
+        if request.path.startswith(("/v1/files", "/v1/batches")):
+            self._log_request(request, {}, "ok")
+            return await self.batch_api.handle(request)
         raw = await request.read()
         body: dict[str, Any] = {}
         bad_json = False
