@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from promptc.cli.batch_cmds import BatchOpt, BatchPollOpt, MaxWavesOpt, batch_options, print_event
 from promptc.cli.common import (
@@ -25,6 +26,9 @@ from promptc.cli.common import (
 )
 from promptc.cli.run import OnError
 from promptc.cli.source import OptionalSpecArg
+
+if TYPE_CHECKING:  # imported for real inside the command: `promptc --help` must stay fast
+    from promptc.jobs.evaluate import EvalResult
 
 EVAL_HELP = """Score a spec (or a compiled artifact) on a labelled JSONL set.
 
@@ -83,26 +87,29 @@ def eval_command(
     batch_poll: BatchPollOpt = 10.0,
     max_waves: MaxWavesOpt = 10,
 ) -> None:
-    from promptc.cli.eval_output import print_files, print_summary
     from promptc.cli.progress import BatchProgress
     from promptc.jobs.evaluate import evaluate
     from promptc.jobs.program import lm_options, load_source
     from promptc.telemetry import endpoint_from, exporting
 
-    options = lm_options(model=one_model(model, "eval"), base_url=base_url, concurrency=concurrency, cache=not no_cache,
-                         cache_dir=cache_dir, offline=offline,
-                         max_prompt_tokens=max_prompt_tokens)
+    options = lm_options(model=one_model(model, "eval"), base_url=base_url, concurrency=concurrency,
+                         cache=not no_cache, cache_dir=cache_dir, offline=offline, max_prompt_tokens=max_prompt_tokens)
     with (load_source(spec, program, options) as source, BatchProgress("eval") as progress,
           exporting(endpoint_from(otel_endpoint), content=otel_content)):
         result = evaluate(source, data_file(data, column), metrics=metric, output=output, resume=resume,
-                          overwrite=overwrite,
-                          limit=limit, on_error=on_error.value, threshold=threshold, baseline=baseline,
+                          overwrite=overwrite, limit=limit, on_error=on_error.value, threshold=threshold, baseline=baseline,
                           max_regression=max_regression, alpha=alpha, max_error_rate=max_error_rate,
                           reports=report or [], junit=junit, on_start=progress.start, on_update=progress.update,
                           batch=batch_options(batch, poll=batch_poll, max_waves=max_waves), on_batch=print_event)
+    _report(result, show_failures)
+
+
+def _report(result: EvalResult, show_failures: int) -> None:
+    from promptc.cli.eval_output import print_files, print_summary
+
     print_files(result)
     for line in result.warnings:
-        stderr.print(f"[yellow]warning:[/] {line}")
+        stderr.print(f"[yellow]warning:[/] {escape(line)}")
     print_summary(result.summary, result.records, show_failures=show_failures)
     if result.summary.exit_code:
         stderr.print(f"[red]eval failed[/] (exit {result.summary.exit_code})")

@@ -15,7 +15,9 @@ is asked live, through the cached client, so every row ends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import functools
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,8 +143,10 @@ def batchable(lm: LM) -> CachedLM | None:
     return None
 
 
-def wrap_lms(lms: Mapping[str, LM], collector: Collector, side_cache: Path) -> tuple[dict[str, LM], list[SQLiteCache]]:
-    """The program's LMs for a batched pass, and the caches opened here (to close).
+def wrap_lms(lms: Mapping[str, LM], collector: Collector,
+             side_cache: Path) -> tuple[dict[str, LM], dict[str, BatchingLM], list[SQLiteCache]]:
+    """The program's LMs for a batched pass, the batching layers in them, and the caches opened
+    here (to close).
 
     An OpenAI-compatible LM without a cache (`--no-cache`) gets one in `side_cache`, next to
     the output: batch replies need somewhere to wait for the next pass. Other LMs (the
@@ -151,15 +155,43 @@ def wrap_lms(lms: Mapping[str, LM], collector: Collector, side_cache: Path) -> t
     from promptc.lm.openai_client import OpenAICompatibleLM
 
     wrapped: dict[str, LM] = {}
+    found: dict[str, BatchingLM] = {}
     opened: list[SQLiteCache] = []
-    for name, lm in lms.items():
-        live = batchable(lm)
-        if live is None and isinstance(lm, OpenAICompatibleLM):
+
+    def batching(name: str, layer: LM) -> LM | None:
+        live = batchable(layer)
+        if live is None and isinstance(layer, OpenAICompatibleLM):
             if not opened:
                 opened.append(SQLiteCache(side_cache))
-            live = CachedLM(lm, opened[0])
-        wrapped[name] = BatchingLM(name, live, collector) if live is not None else lm
-    return wrapped, opened
+            live = CachedLM(layer, opened[0])
+        if live is None:
+            return None
+        found[name] = BatchingLM(name, live, collector)
+        return found[name]
+
+    for name, lm in lms.items():
+        wrapped[name] = swap_layer(lm, functools.partial(batching, name)) or lm
+    return wrapped, found, opened
+
+
+def swap_layer(lm: LM, swap: Callable[[LM], LM | None]) -> LM | None:
+    """`lm` with its outermost layer that `swap` replaces, replaced; None when `swap` takes none.
+
+    The layers outside it (tracing, the prompt-size guard) are copied around the new one,
+    so a batched call is still traced and still refused when too large.
+    """
+    new = swap(lm)
+    if new is not None:
+        return new
+    inner = getattr(lm, "inner", None)
+    if inner is None:
+        return None
+    replaced = swap_layer(inner, swap)
+    if replaced is None:
+        return None
+    outer = copy.copy(lm)
+    outer.inner = replaced  # type: ignore[attr-defined]
+    return outer
 
 
 def batch_response(completion: dict[str, Any], price: Price | None) -> LMResponse:

@@ -102,7 +102,7 @@ class _Fatal(Exception):
 
 async def run_row(program: Program, item: WorkItem, post: PostHook | None) -> RowResult:
     """One row's result; raises `_Fatal` only for errors that doom the whole batch."""
-    with span("promptc.row", {"promptc.row": item.row, "promptc.program": program.name}) as opened:
+    with span("promptc.row", {"promptc.row": item.row, "promptc.program": getattr(program, "name", "")}) as opened:
         result = await _run_row(program, item, post)
         if result.error is not None:
             opened.set({"error.type": "row_failed", "promptc.error": result.error[:500]})

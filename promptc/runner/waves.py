@@ -28,7 +28,7 @@ from promptc.errors import UsageError
 from promptc.lm.base import LM
 from promptc.lm.batch_round import BatchOptions, BatchRound, BatchTotals, Event
 from promptc.lm.batch_state import BatchState
-from promptc.lm.batching import BatchingLM, Collector, row_mark, start_row, wrap_lms
+from promptc.lm.batching import Collector, row_mark, start_row, wrap_lms
 from promptc.runner.batch import BatchStats, PostHook, RowResult, Sink, WorkItem, execute
 
 PENDING = object()  # `RowResult.extra` of a row that waits for a batch
@@ -100,11 +100,11 @@ class BatchEngine:
         collector = Collector(state, self.options.retries)
         side = (self.state.with_suffix(".cache.sqlite") if self.state is not None
                 else Path(tempfile.mkdtemp(prefix="promptc-batch-")) / "cache.sqlite")
-        lms, opened = wrap_lms(program.lms, collector, side)
-        if not any(isinstance(lm, BatchingLM) for lm in lms.values()):
+        lms, batching, opened = wrap_lms(program.lms, collector, side)
+        if not batching:
             raise UsageError("--batch sends calls through the OpenAI Batch API, and this program has no "
                              "OpenAI-compatible LM (an offline or --offline LM answers live anyway)")
-        rounds = BatchRound({n: lm for n, lm in lms.items() if isinstance(lm, BatchingLM)}, state, self.state,
+        rounds = BatchRound(batching, state, self.state,
                             self.options, self.totals, self.on_event)
         todo = list(items)
         try:
