@@ -135,9 +135,11 @@ def test_cli_exports_to_an_otlp_http_receiver(tmp_path, fake_server, receiver):
 
 def test_otel_endpoint_from_the_environment(tmp_path, fake_server, receiver):
     spec = write_spec(tmp_path, fake_server.base_url)
-    done = run_cli("eval", str(spec), "-d", str(write_rows(tmp_path / "in.jsonl", 3)), "--metric", "exact_match",
-                   "--no-cache", env={**ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
-    assert "Traceback" not in done.stderr
+    data = tmp_path / "gold.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i} plus zero?", "answer": i}) + "\n" for i in range(3)))
+    done = run_cli("eval", str(spec), "-d", str(data), "--metric", "numeric_match", "--no-cache",
+                   env={**ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
     assert len([s for s in receiver.spans if s["name"] == "promptc.row"]) == 3
 
 
