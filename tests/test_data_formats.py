@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -202,3 +203,17 @@ def test_csv_text_is_parsed_into_typed_fields_while_jsonl_is_checked(tmp_path):
     (tmp_path / "t.jsonl").write_text('{"n": "3", "question": "hi"}\n', encoding="utf-8")
     strict = run_cli("run", str(spec), "-i", str(tmp_path / "t.jsonl"), "-o", str(tmp_path / "b.jsonl"), "--no-cache")
     assert strict.returncode == 2 and "t.jsonl:1: field 'n': expected int, got str" in strict.stderr
+
+
+def test_stdin_to_stdout_pipeline(tmp_path, reference):
+    done = subprocess.run([sys.executable, "-m", "promptc", "run", str(SPEC), "-i", "-", "-o", "-", *OFFLINE],
+                          input=DEV.read_text(), capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]  # nothing but the rows on stdout
+    assert outputs(rows) == outputs(reference)
+    assert f"{len(rows)} ok, 0 failed" in done.stderr
+    refused = subprocess.run([sys.executable, "-m", "promptc", "run", str(SPEC), "-i", str(DEV), "-o", "-",
+                              "--resume", *OFFLINE], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert refused.returncode == 2 and "not a regular file" in refused.stderr

@@ -100,7 +100,7 @@ def run_command(
     spec: OptionalSpecArg = None,
     input: Annotated[Path, typer.Option("--input", "-i", help="Input file: .jsonl, .csv or .parquet ('-': JSONL on stdin).",
                                         show_default=False)] = ...,  # type: ignore[assignment]
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .jsonl (appended) or .parquet file.",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .jsonl (appended) or .parquet file ('-': JSONL on stdout).",
                                          show_default=False)] = ...,  # type: ignore[assignment]
     program: ProgramOpt = None,
     column: ColumnOpt = None,
@@ -203,10 +203,11 @@ def _started(plan: RunPlan, progress: BatchProgress) -> None:
 def _report(result: RunResult, progress: BatchProgress) -> None:
     if not progress.interactive_display:
         progress.plain_line(progress.stats)
-    stdout.print(f"{result.rows} row(s) in {result.seconds:.1f}s ({result.rate:.1f} rows/s): "
+    out = stderr if str(result.output) == "/dev/stdout" else stdout  # `-o -`: stdout holds the rows
+    out.print(f"{result.rows} row(s) in {result.seconds:.1f}s ({result.rate:.1f} rows/s): "
                  f"{result.ok} ok, {result.failed} failed"
                  + (f", {result.rejected} rejected" if result.rejected else "") + f" -> {result.output}")
-    stdout.print(usage_line(result.usage))
+    out.print(usage_line(result.usage))
     for line in result.warnings:
         stderr.print(f"[yellow]warning:[/] {escape(line)}")
     if result.batch is not None:

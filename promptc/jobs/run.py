@@ -19,6 +19,13 @@ from promptc.runner.batch import BatchStats
 from promptc.runner.job import RunJob
 from promptc.runner.output_paths import REGULAR, ensure_parent, kind
 
+STDOUT = "-"
+
+
+def output_path(output: str | Path) -> Path:
+    """`-` is standard output, written into like any device (never resumed, never emptied)."""
+    return Path("/dev/stdout") if str(output) == STDOUT else Path(output)
+
 
 class RunPlan(BaseModel):
     """What a run will do, known after validating the input and before any LM call."""
@@ -68,7 +75,7 @@ def run(program: ProgramLike, data: DataLike, output: str | Path, *, resume: boo
               if batch is not None else None)
     source, opened = as_loaded(program)
     try:
-        job = RunJob(program=source.program, input=as_source(data), output=Path(output), resume=resume,
+        job = RunJob(program=source.program, input=as_source(data), output=output_path(output), resume=resume,
                      overwrite=overwrite, limit=limit, on_error=on_error,
                      rejects=Path(rejects) if rejects is not None else None,
                      concurrency=concurrency or source.concurrency)
