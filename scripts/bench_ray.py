@@ -26,23 +26,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from bench_run import SPEC  # noqa: E402  (the same one-step spec as the single-process benchmark)
 
 from promptc.testing import spawn_server_process  # noqa: E402
-
-SPEC = """
-version: 1
-name: bench
-lm:
-  model: fake-model
-  base_url: {base_url}
-  api_key_env: BENCH_KEY
-  max_retries: 2
-  concurrency: {concurrency}
-program:
-  - step: answer
-    signature: "question -> answer: float"
-"""
 
 
 def run_cli(args: list[str]) -> tuple[float, float]:
