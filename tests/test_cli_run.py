@@ -249,3 +249,13 @@ def test_run_names_its_models_and_warns_of_a_missing_price(tmp_path, fake_server
     priced = write_spec(tmp_path, fake_server.base_url, extra="prices:\n  fake-model: {input: 0.15, output: 0.6}")
     again = run_cli("run", str(priced), "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "o2.jsonl"), env=ENV)
     assert again.returncode == 0 and "no price" not in again.stderr
+
+
+def test_compile_warns_of_a_missing_price(tmp_path, fake_server):
+    spec = write_spec(tmp_path, fake_server.base_url)
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"question": f"What is {i} plus zero?", "answer": i}) + "\n" for i in range(8)))
+    done = run_cli("compile", str(spec), "--train", str(train), "--optimizer", "labeled_few_shot",
+                   "--out", str(tmp_path / "build"), env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "no price for model 'fake-model' in `prices:`" in done.stderr

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from promptc.cli.common import (
     BaseUrlOpt,
@@ -69,11 +70,13 @@ def compile_command(
     from promptc.cli.compile_view import TrialView, fmt
     from promptc.jobs.compile import compile, plan_compile
     from promptc.jobs.program import lm_options, load_source
+    from promptc.jobs.provenance import price_warnings, provenance
 
     options = lm_options(model=one_model(model, "compile"), base_url=base_url, concurrency=concurrency, cache=not no_cache,
                          cache_dir=cache_dir)
     with load_source(spec, None, options) as source:
         assert source.spec is not None
+        warnings = price_warnings(provenance(source))  # --max-cost cannot stop what costs "$0"
         if dry_run:
             _print_plan(plan_compile(source, data_file(train, column), data_file(dev, column), optimizer=optimizer, seed=seed, events=TrialView()))
             return
@@ -90,6 +93,8 @@ def compile_command(
         stdout.print(f"dev {result.metric}: {fmt(result.score_before)} -> {fmt(result.score_after)} "
                      f"(best trial {best.index if best else '-'} of {len(result.trials)}) -> {result.path}")
     stdout.print(usage_line(result.usage))
+    for line in warnings:
+        stderr.print(f"[yellow]warning:[/] {escape(line)}")
 
 
 def _print_plan(plan: CompilePlan) -> None:
