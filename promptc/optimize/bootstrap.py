@@ -11,6 +11,7 @@ generated reasoning; samples a best_of_n/refine step did not keep are not demos.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class BootstrapSettings(BaseModel):
     max_bootstrapped_demos: int = 4
     max_labeled_demos: int = 16
     max_rounds: int = 1
+    teacher_demos: int = 4  # labelled demos the teacher sees while bootstrapping (DSPy: max_labeled_demos)
     metric_threshold: float | None = None  # default: the metric's own pass threshold
 
 
@@ -80,13 +82,27 @@ def labeled_state(program: Program, examples: Sequence[Example], k: int) -> dict
 
 async def bootstrap(teacher: Program, trainset: Sequence[Example], metric: NamedMetric, *,
                     max_demos: int, max_rounds: int = 1, threshold: float | None = None,
-                    concurrency: int = 16, lms: Mapping[str, LM] | None = None) -> Bootstrapped:
-    """Run the teacher over `trainset` (in order) until `max_demos` runs pass the metric."""
+                    concurrency: int = 16, lms: Mapping[str, LM] | None = None,
+                    teacher_demos: int = 0, rng: random.Random | None = None) -> Bootstrapped:
+    """Run the teacher over `trainset` (in order) until `max_demos` runs pass the metric.
+
+    With `teacher_demos`, the teacher is shown that many labelled training examples (a seeded
+    sample, never the row it is running on), as DSPy's BootstrapFewShot does: a few-shot
+    teacher gets more rows right and in the expected format, so more of its runs become demos.
+    """
     out = Bootstrapped()
     if max_demos <= 0:
         return out
     passing = metric.threshold if threshold is None else threshold
     sem = asyncio.Semaphore(concurrency)
+    shown = (rng or random.Random(0)).sample(list(trainset), min(teacher_demos + 1, len(trainset))) \
+        if teacher_demos > 0 else []
+
+    def teacher_for(example: Example) -> Program:
+        if not shown:
+            return teacher
+        others = [ex for ex in shown if ex is not example][:teacher_demos]
+        return teacher.with_state(labeled_state(teacher, others, teacher_demos))
 
     async def attempt(index: int, example: Example, round_: int) -> tuple[int, Trace | None]:
         async with sem:
@@ -94,7 +110,7 @@ async def bootstrap(teacher: Program, trainset: Sequence[Example], metric: Named
             kwargs: dict[str, Any] = {} if round_ == 0 else {"sample_index": round_,
                                                            "temperature": 0.7 + 0.001 * round_}
             try:
-                prediction = await teacher.acall(example.inputs(), lms=lms, **kwargs)
+                prediction = await teacher_for(example).acall(example.inputs(), lms=lms, **kwargs)
                 result = await metric.acall(example, dict(prediction), prediction.trace)
             except FATAL_LM_ERRORS:
                 raise
@@ -107,7 +123,7 @@ async def bootstrap(teacher: Program, trainset: Sequence[Example], metric: Named
         cursor = 0
         while cursor < len(pending) and len(out.used) < max_demos:
             need = max_demos - len(out.used)
-            chunk = pending[cursor: cursor + max(need * 2, min(concurrency, need * 4))]
+            chunk = pending[cursor: cursor + _chunk_size(need, len(out.used), out.attempted, concurrency)]
             cursor += len(chunk)
             try:
                 results = await asyncio.gather(*(attempt(i, trainset[i], round_) for i in chunk))
@@ -126,6 +142,13 @@ async def bootstrap(teacher: Program, trainset: Sequence[Example], metric: Named
         if len(out.used) >= max_demos:
             break
     return out
+
+
+def _chunk_size(need: int, passed: int, attempted: int, concurrency: int) -> int:
+    """How many rows to run at once for `need` more passes: enough at the pass rate seen so far
+    (a guess of 2 in 3 before any) plus one, so few calls are spent past the last demo needed."""
+    rate = max(passed / attempted, 0.1) if attempted else 2 / 3
+    return max(1, min(concurrency, math.ceil(need / rate) + 1))
 
 
 def combine(program: Program, boot: Bootstrapped, trainset: Sequence[Example], *,

@@ -16,11 +16,19 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from promptc.core.program import Program
+from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, ready
-from promptc.optimize.bootstrap import BootstrapSettings, bootstrap, combine, labeled_state
+from promptc.optimize.bootstrap import (
+    Bootstrapped,
+    BootstrapSettings,
+    bootstrap,
+    combine,
+    labeled_state,
+)
+from promptc.optimize.demo_race import race, race_plan, unit_from_trace
 
 
 class LabeledFewShot:
@@ -49,36 +57,78 @@ class LabeledFewShot:
 
 
 class BootstrapFewShot:
-    """Demos for every predictor from the teacher's successful runs, topped up with labelled ones."""
+    """Demos for every predictor from the teacher's successful runs, topped up with labelled ones.
+
+    With `race_rows` (and a dev set), `candidates` runs are bootstrapped and raced
+    (`promptc.optimize.demo_race`): each is tried as the only demo on the same few dev rows,
+    the better half kept until `max_bootstrapped_demos` remain. That spends a few dozen
+    calls where DSPy's spends none, because which examples become demos decides most of
+    the result and only measuring tells them apart. `race_rows: 0` is DSPy's behaviour.
+    """
 
     name = "bootstrap_few_shot"
 
     class Settings(BootstrapSettings):
+        candidates: int = Field(8, ge=1, description="successful runs bootstrapped for the race")
+        race_rows: int = Field(0, ge=0, description="dev rows per race round (0: no race, the first runs win)")
         score_dev: bool = False  # also score the spec as written and the result on dev
 
     def __init__(self, **settings: Any):
         self.settings = self.Settings(**settings)
 
+    def _race_plan(self, ctx: CompileContext) -> tuple[int, int]:
+        s = self.settings
+        if not s.race_rows or not ctx.devset or s.candidates <= s.max_bootstrapped_demos:
+            return 0, 0
+        return race_plan(s.candidates, s.max_bootstrapped_demos, s.race_rows, len(ctx.devset))
+
     def planned_calls(self, ctx: CompileContext) -> int:
-        s, steps = self.settings, len(ctx.program.named_predictors())
-        boot = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * steps
-        return boot + (2 * len(ctx.devset) * steps if s.score_dev else 0)
+        s, steps = self.settings, ctx.program.calls_per_row()
+        wanted = max(s.max_bootstrapped_demos, s.candidates if self._race_plan(ctx)[0] else 0)
+        boot = min(len(ctx.trainset), wanted * 3) * s.max_rounds * steps
+        return boot + self._race_plan(ctx)[1] * steps + (2 * len(ctx.devset) * steps if s.score_dev else 0)
 
     async def compile(self, ctx: CompileContext) -> Program:
         s = self.settings
+        race_trials, _ = self._race_plan(ctx)
+        ctx.plan_trials(race_trials + (2 if s.score_dev else 1))
+        if s.score_dev:
+            await ctx.trial(0, "zero_shot", ready(ctx.program), description="the spec as written")
+        boot = await bootstrap(ctx.program, ctx.trainset, ctx.metric,
+                               max_demos=s.candidates if race_trials else s.max_bootstrapped_demos,
+                               max_rounds=s.max_rounds, threshold=s.metric_threshold,
+                               concurrency=ctx.concurrency, lms=ctx.teacher_lms,
+                               teacher_demos=s.teacher_demos, rng=random.Random(ctx.seed))
+        index, raced, stopped = 1, len(boot.traces), None
+        if race_trials and raced > s.max_bootstrapped_demos:
+            boot, index, stopped = await _raced(ctx, boot, s.max_bootstrapped_demos, s.race_rows)
+        ctx.traces.extend(boot.traces)
+        state = combine(ctx.program, boot, ctx.trainset, max_bootstrapped=s.max_bootstrapped_demos,
+                        max_labeled=s.max_labeled_demos)
+        params = {**s.model_dump(), **({"stopped_early": stopped} if stopped else {})}
+        built = await ctx.trial(index, "bootstrapped", ready(ctx.program.with_state(state)), params=params,
+                                scored=s.score_dev and not stopped, description=f"up to {s.max_bootstrapped_demos} bootstrapped"
+                                + (f" (raced from {raced} runs)" if index > 1 else "")
+                                + f" + {s.max_labeled_demos} labelled demos")
+        if stopped:
+            raise BudgetExhausted(stopped)  # the job keeps the trial just logged and reports the stop
+        return _best(ctx) if s.score_dev else ctx.program.with_state(built.state)
 
-        async def build() -> Program:
-            boot = await bootstrap(ctx.program, ctx.trainset, ctx.metric, max_demos=s.max_bootstrapped_demos,
-                                   max_rounds=s.max_rounds, threshold=s.metric_threshold,
-                                   concurrency=ctx.concurrency, lms=ctx.teacher_lms)
-            ctx.traces.extend(boot.traces)
-            return ctx.program.with_state(combine(ctx.program, boot, ctx.trainset,
-                                                  max_bootstrapped=s.max_bootstrapped_demos,
-                                                  max_labeled=s.max_labeled_demos))
 
-        return await _one_candidate(ctx, s.score_dev, "bootstrapped", build, params=s.model_dump(),
-                                    description=f"up to {s.max_bootstrapped_demos} bootstrapped + "
-                                    f"{s.max_labeled_demos} labelled demos")
+async def _raced(ctx: CompileContext, boot: Bootstrapped, keep: int,
+                 rows_per_round: int) -> tuple[Bootstrapped, int, str | None]:
+    """`boot` cut to its `keep` best runs by a demo race on seeded dev rows; the next trial
+    index; why the race stopped early (a budget), if it did."""
+    units = [unit_from_trace(ctx.program, t) for t in boot.traces]
+    rows = random.Random(f"demo-race-{ctx.seed}").sample(ctx.devset, len(ctx.devset))
+    result = await race(ctx, ctx.program, units, rows, keep=keep, rows_per_round=rows_per_round, first_index=1)
+    chosen = result.ranking[:keep]
+    kept = Bootstrapped(used=set(boot.used), attempted=boot.attempted)
+    kept.traces = [boot.traces[u] for u in chosen]
+    for u in chosen:
+        for name, demo in units[u].items():
+            kept.demos.setdefault(name, []).append(demo)
+    return kept, result.next_index, result.stopped
 
 
 class RandomSearch:
