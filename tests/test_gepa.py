@@ -58,13 +58,17 @@ def test_merge_combines_the_parts_each_line_changed():
     assert len(rows) == 5 and len(set(rows)) == 5
 
 
-def test_demo_mutation_fills_free_slots_then_swaps_and_never_uses_judged_rows():
+def test_demo_mutation_adds_one_demo_then_swaps_and_never_uses_judged_rows():
     state = {"p": PredictorState(instructions="x", demos=[])}
     pool = {i: {"q": f"row {i}", "a": i} for i in range(6)}
-    child = _demo_child(state, "p", pool, exclude={0, 1}, rng=random.Random(0), max_demos=3)
-    assert child is not None and child["p"].instructions == "x"
+    child = state
+    for size in (1, 2, 3):
+        made = _demo_child(child, "p", pool, exclude={0, 1}, rng=random.Random(size), max_demos=3)
+        assert made is not None and made["p"].instructions == "x" and len(made["p"].demos) == size
+        assert made["p"].demos[:-1] == child["p"].demos  # one added, the others kept
+        child = made
     demos = child["p"].demos
-    assert len(demos) == 3 and all(d["a"] not in (0, 1) for d in demos)
+    assert all(d["a"] not in (0, 1) for d in demos) and len({d["a"] for d in demos}) == 3
     swapped = _demo_child(child, "p", pool, exclude={0, 1}, rng=random.Random(1), max_demos=3)
     assert swapped is not None and len(swapped["p"].demos) == 3
     assert sum(d in demos for d in swapped["p"].demos) == 2  # one demo swapped

@@ -1,9 +1,18 @@
 """GEPA: reflective prompt evolution (Agrawal et al. 2025), evolving demos alongside instructions.
 
 A candidate is a full program state: every predictor's instruction *and* demos. The search
-starts from the program as written and keeps a pool of accepted candidates, each scored on
-the same validation rows (a seeded subsample of dev, fixed for the whole compile). Each
-iteration:
+keeps a pool of accepted candidates, each scored on the same validation rows (a seeded
+subsample of dev, fixed for the whole compile).
+
+Warm-up (beyond DSPy's GEPA, which tunes instructions only): the program runs on
+`2 * race_units` training rows; the runs that pass are demo candidates (DSPy-style
+bootstrapped demos, reasoning included), raced on dev rows outside the validation subset
+(`demo_race`: each tried as the only demo on the same rows, the better half kept each
+round). The seed candidate is the spec as written with the `max_demos` best of them:
+which examples are demos decides much of the result, and measuring finds the good ones.
+With `race_rows: 0` the seed is the spec as written and demos evolve by mutation instead.
+
+Each iteration:
 
 1. picks a parent from the per-instance Pareto front of the pool (`pareto`), drawn by how
    many validation rows it is best on, and the next (predictor, mutation) of its round robin;
@@ -12,12 +21,11 @@ iteration:
    all right teaches nothing and is skipped, as in GEPA;
 3. mutates one predictor:
    - `reflect` (GEPA): a reflection LM (the spec's `reflection` LM, else `teacher`, else
-     `default`) reads the predictor's inputs and outputs in the traces, the scores and the
+     `default`) reads the predictor's inputs and outputs in the minibatch's traces (then
+     the warm-up's, up to `records` runs: more failures to learn from), the scores and the
      feedback, and rewrites its instruction;
-   - `demos` (beyond DSPy's GEPA, which tunes instructions only): demos are DSPy-style
-     bootstrapped demos (Khattab et al. 2023) — the predictor's inputs and outputs, reasoning
-     included, from earlier rollouts whose final answer passed the metric; the child fills
-     the predictor's free demo slots with them, or swaps one demo when the slots are full;
+   - `demos` (only without a race): the child gets one more demo from earlier successful
+     rollouts, or one swapped in when its slots are full;
 4. keeps the child only if it beats the parent on the *same* minibatch (a paired
    comparison; demos never come from the rows they are judged on), then scores it on the
    validation rows and adds it to the pool.
@@ -26,17 +34,19 @@ After each accepted child a merge is due (GEPA's system-aware merge): two front 
 with a common ancestor that changed different parts are combined; the merge is checked on a
 few validation rows where its parents differ and kept if it is not worse than either.
 
-The result is the candidate with the best mean on the validation rows (ties: the earliest);
-there is no extra full-dev evaluation, so the trial log's full evaluations (`full_eval`)
-are those on the validation rows. The budget is `max_metric_calls` program runs (rollouts,
-minibatch and validation scoring; reflection calls come on top, one per iteration), from
-the `auto` preset unless set; it stops the search between iterations.
+The result: the `finalists` best candidates on the validation rows are scored on
+`final_rows` more dev rows, and the best mean over all their rows wins (the winner of many
+on a few dozen rows is often luck). The budget is `max_metric_calls` program runs
+(rollouts, race, minibatch, validation and finalist scoring; reflection calls come on top,
+one per iteration), from the `auto` preset unless set; it stops the search between
+iterations, keeping room for the finalists.
 
 Resume: every random choice derives from `ctx.seed` and the iteration number, trial indices
 are handed out in loop order, and a finished trial is read back with the candidate it
 scored, so a rerun takes the same decisions without redoing trials; the parent rollouts are
 rerun and replayed by the LM cache, and the reflection is skipped when its trial is logged.
 """
+
 
 from __future__ import annotations
 
@@ -48,8 +58,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from promptc.core.example import Example
 from promptc.core.program import PredictorState, Program
+from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, Trial, ready
+from promptc.optimize.demo_race import race, race_plan, state_with_units, unit_from_trace
 from promptc.optimize.pareto import Candidate, merge_options, merged_state, select_parent
 from promptc.optimize.reflection import Rollout, reflect, reflection_lm, rollouts
 
@@ -62,9 +75,9 @@ class Plan:
 
 
 PRESETS: dict[str, Plan] = {
-    "light": Plan(max_metric_calls=300, val_size=40, minibatch_size=4),
-    "medium": Plan(max_metric_calls=700, val_size=80, minibatch_size=4),
-    "heavy": Plan(max_metric_calls=1600, val_size=150, minibatch_size=5),
+    "light": Plan(max_metric_calls=600, val_size=40, minibatch_size=4),
+    "medium": Plan(max_metric_calls=1200, val_size=80, minibatch_size=4),
+    "heavy": Plan(max_metric_calls=2400, val_size=150, minibatch_size=5),
 }
 
 MERGE_ROWS = 5  # validation rows a merge is checked on before its full validation (GEPA's default)
@@ -85,6 +98,8 @@ class _Search:
     tried_merges: set[tuple[int, int, int]] = field(default_factory=set)
     batches: list[int] = field(default_factory=list)  # the train-row stream, consumed from the front
     epochs: int = 0
+    raced: bool = False  # the seed's demos were raced: mutations then rewrite instructions only
+    warm_runs: list[Rollout] = field(default_factory=list)  # the warm-up's runs: more evidence to reflect on
 
     def left(self) -> int:
         return self.plan.max_metric_calls - self.spent
@@ -103,7 +118,12 @@ class GEPA:
         val_size: int | None = Field(None, ge=1, description="dev rows of the Pareto/validation subset")
         minibatch_size: int | None = Field(None, ge=1, description="training rows per rollout")
         evolve_demos: bool = Field(True, description="mutate demos as well as instructions")
-        max_demos: int = Field(8, ge=0, description="demos per predictor the demo mutation fills up to")
+        max_demos: int = Field(4, ge=0, description="demos per predictor (the demo mutation adds or swaps one)")
+        race_units: int = Field(16, ge=0, description="warm-up runs raced as the seed candidate's demos")
+        race_rows: int = Field(6, ge=0, description="dev rows per race round (0: the seed has no demos)")
+        records: int = Field(24, ge=1, description="runs a reflection reads: the minibatch's, then the warm-up's")
+        finalists: int = Field(3, ge=0, description="best candidates on the validation rows scored on more dev rows")
+        final_rows: int = Field(60, ge=0, description="dev rows outside the validation subset each finalist is scored on")
         merge: bool = True
         max_merges: int = Field(5, ge=0)
         reflection_temperature: float = Field(1.0, ge=0)
@@ -131,30 +151,62 @@ class GEPA:
         ctx.plan_trials(None)  # how many children are kept is not known in advance
         rows = sorted(random.Random(f"gepa-val-{ctx.seed}").sample(range(len(ctx.devset)), plan.val_size))
         search = _Search(ctx=dataclasses.replace(ctx, devset=[ctx.devset[i] for i in rows]), plan=plan)
-        seed = await search.ctx.trial(0, "gepa_seed", ready(ctx.program), per_example=True,
-                                      params={"val_rows": rows},
-                                      description=f"the spec as written (seed candidate), on {plan.val_size} of "
-                                      f"{len(ctx.devset)} dev rows; the result is the best mean on these rows, "
-                                      "no extra full-dev evaluation")
-        search.index, search.spent = 1, plan.val_size
-        search.pool.append(Candidate(id=0, state=seed.state, val_scores=_zeros(seed), trial=0))
+        start = ctx.program
         if self.settings.evolve_demos and self.settings.max_demos:
-            await self._warm_up(search)
+            start = await self._warm_up(search, ctx)
+        seed = await search.ctx.trial(search.index, "gepa_seed", ready(start), per_example=True,
+                                      params={"val_rows": rows},
+                                      description=f"the seed candidate ({_seed_what(start, ctx.program)}), on "
+                                      f"{plan.val_size} of {len(ctx.devset)} dev rows; the result is the best mean "
+                                      "on these rows, no extra full-dev evaluation")
+        search.pool.append(Candidate(id=0, state=seed.state, val_scores=_zeros(seed), trial=seed.index))
+        search.index += 1
+        search.spent += plan.val_size
+        final_rows = self._final_rows(ctx, search)
+        reserve = min(self.settings.finalists * len(final_rows), plan.max_metric_calls // 4)
         iteration = 0
-        while search.left() >= 2 * plan.minibatch_size + plan.val_size:
+        while search.left() - reserve >= 2 * plan.minibatch_size + plan.val_size:
             iteration += 1
             if self.settings.merge and search.merges_due and search.merges_done < self.settings.max_merges:
                 if await self._merge(search, iteration):
                     continue
             await self._mutate(search, iteration)
-        best = ctx.log.best()
-        return ctx.program if best is None else ctx.program.with_state(best.state)
+        return await self._final(search, final_rows)
+
+    def _final_rows(self, ctx: CompileContext, search: _Search) -> list[Example]:
+        """Dev rows outside the validation subset for the finalists (seeded, fixed per compile)."""
+        val = {id(ex) for ex in search.ctx.devset}
+        rest = [ex for ex in ctx.devset if id(ex) not in val]
+        rows = random.Random(f"gepa-final-{ctx.seed}").sample(rest, min(self.settings.final_rows, len(rest)))
+        return rows if self.settings.finalists > 1 else []
+
+    async def _final(self, search: _Search, rows: list[Example]) -> Program:
+        """The `finalists` best candidates on the validation rows, scored on `rows` more (paired);
+        the best mean over all their rows wins. Among candidates picked as the best of many on
+        a few dozen rows, the top one is often luck (the winner's curse), as in MIPRO's finalists."""
+        ctx = search.ctx
+        ranked = sorted(search.pool, key=lambda c: (-sum(c.val_scores), c.id))[:self.settings.finalists]
+        rows = rows[:max(0, search.left()) // max(1, len(ranked))]  # what the budget left room for
+        if len(ranked) < 2 or len(rows) < MERGE_ROWS:
+            best = ctx.log.best()
+            return ctx.program if best is None else ctx.program.with_state(best.state)
+        total: dict[int, float] = {}
+        for cand in ranked:
+            trial = await ctx.trial(search.index, "gepa_final", ready(ctx.program.with_state(cand.state)),
+                                    examples=rows, params={"candidate": cand.id},
+                                    description=f"finalist: candidate {cand.id} on {len(rows)} more dev rows")
+            search.index += 1
+            search.spent += len(rows)
+            n_val = len(cand.val_scores)
+            total[cand.id] = (sum(cand.val_scores) + (trial.score or 0.0) * trial.n) / (n_val + trial.n)
+        chosen = max(ranked, key=lambda c: (total[c.id], -c.id))
+        return ctx.program.with_state(chosen.state)
 
     async def _mutate(self, search: _Search, iteration: int) -> None:
         ctx, plan, program = search.ctx, search.plan, search.ctx.program
         rng = random.Random(f"gepa-{ctx.seed}-iteration-{iteration}")
         parent = select_parent(search.pool, rng)
-        moves = _moves(program, self.settings.evolve_demos)
+        moves = _moves(program, self.settings.evolve_demos and not search.raced)
         move = parent.next_move
         parent.next_move += 1
         predictor, op = moves[move % len(moves)]
@@ -177,7 +229,8 @@ class GEPA:
                                    rng, self.settings.max_demos)
             if made is None:
                 op = "reflect"
-                text = await reflect(program.with_state(parent.state), predictor, runs,
+                evidence = list(runs) + [r for r in search.warm_runs if r.row not in set(batch)]
+                text = await reflect(program.with_state(parent.state), predictor, evidence[:self.settings.records],
                                      lm=reflection_lm(program), threshold=threshold, sample_index=iteration,
                                      temperature=self.settings.reflection_temperature)
                 if text is None:
@@ -200,14 +253,39 @@ class GEPA:
                         f"iteration {iteration}: candidate {len(search.pool)} = {_what(op, predictor)} of "
                         f"candidate {parent.id} ({sum(_zeros(trial)):g} vs {sum(parent_scores):g} on its minibatch)")
 
-    async def _warm_up(self, search: _Search) -> None:
-        """Bootstrap the demo pool (DSPy's BootstrapFewShot): the seed program runs on the next
-        `max_demos` training rows of the stream, so the first demo mutation has demos to try."""
-        ctx = search.ctx
-        batch = _next_batch(search, ctx.seed, min(self.settings.max_demos, len(ctx.trainset)), len(ctx.trainset))
+    async def _warm_up(self, search: _Search, ctx: CompileContext) -> Program:
+        """Bootstrap the demo pool (DSPy's BootstrapFewShot): the program runs on the next
+        `2 * race_units` training rows of the stream. With `race_rows`, the passing runs are
+        raced (`demo_race`) on dev rows outside the validation subset and the seed candidate
+        starts with the `max_demos` best: which examples are demos decides much of the
+        result, and a few paired rows per run find good ones far more reliably than the
+        minibatch test of a random demo mutation. The seed program (the spec's, with them)."""
+        s, plan = self.settings, search.plan
+        size = min(max(s.max_demos, 2 * s.race_units), len(ctx.trainset))
+        race_runs = race_plan(min(s.race_units, size), s.max_demos, s.race_rows, len(ctx.devset))[1]
+        affordable = size + race_runs + plan.val_size + 2 * plan.minibatch_size <= plan.max_metric_calls
+        if not (s.race_rows and affordable):
+            size = min(s.max_demos, len(ctx.trainset))  # no race: demos evolve by mutation
+        batch = _next_batch(search, ctx.seed, size, len(ctx.trainset))
         runs = await rollouts(ctx.program, ctx.trainset, batch, ctx.metric, concurrency=ctx.concurrency)
         search.spent += len(batch)
-        self._collect_demos(search, runs, self._threshold(ctx))
+        search.warm_runs = list(runs)
+        threshold = self._threshold(ctx)
+        self._collect_demos(search, runs, threshold)
+        units = [u for r in runs if r.score is not None and r.score >= threshold and r.error is None
+                 if (u := unit_from_trace(ctx.program, r.trace))][:s.race_units]
+        val = {id(ex) for ex in search.ctx.devset}
+        rest = [ex for ex in random.Random(f"gepa-race-{ctx.seed}").sample(ctx.devset, len(ctx.devset))
+                if id(ex) not in val] or list(ctx.devset)
+        if not (s.race_rows and affordable) or len(units) <= s.max_demos or len(rest) < s.race_rows:
+            return ctx.program
+        result = await race(search.ctx, ctx.program, units, rest, keep=s.max_demos, rows_per_round=s.race_rows,
+                            first_index=search.index)
+        search.spent += race_plan(len(units), s.max_demos, s.race_rows, len(rest))[1]
+        search.index, search.raced = result.next_index, True
+        if result.stopped:
+            raise BudgetExhausted(result.stopped)
+        return ctx.program.with_state(state_with_units(ctx.program, [units[u] for u in result.ranking[:s.max_demos]]))
 
     async def _merge(self, search: _Search, iteration: int) -> bool:
         """Try one merge (True if an eligible pair existed, whatever came of it)."""
@@ -286,19 +364,23 @@ def _next_batch(search: _Search, seed: int, size: int, n_train: int) -> list[int
 
 def _demo_child(state: dict[str, PredictorState], predictor: str, pool: dict[int, dict[str, Any]],
                 exclude: set[int], rng: random.Random, max_demos: int) -> dict[str, PredictorState] | None:
-    """Fill the predictor's free demo slots from successful rollouts, or swap one demo if full."""
+    """Add one demo from successful rollouts to the predictor, or swap one in if it is full."""
     current = list(state[predictor].demos)
     fresh = [pool[r] for r in sorted(pool) if r not in exclude and pool[r] not in current]
     if not fresh or max_demos == 0:
         return None
     rng.shuffle(fresh)
-    room = max_demos - len(current)
-    if room > 0:
-        demos = current + fresh[:room]
+    if len(current) < max_demos:  # one at a time: the minibatch test then judges that one demo
+        demos = current + fresh[:1]
     else:
         drop = rng.randrange(len(current))
         demos = current[:drop] + current[drop + 1:max_demos] + fresh[:1]
     return {**state, predictor: PredictorState(instructions=state[predictor].instructions, demos=demos)}
+
+
+def _seed_what(start: Program, program: Program) -> str:
+    raced = sum(len(st.demos) for st in start.state().values()) - sum(len(st.demos) for st in program.state().values())
+    return f"the spec as written with {raced} raced demos" if raced > 0 else "the spec as written"
 
 
 def _merge_rows(a: list[float], b: list[float], rng: random.Random) -> list[int]:
