@@ -77,19 +77,22 @@ def test_intent_compile_writes_a_self_contained_report(tmp_path: Path) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     dom = Dom(html)
     trials = read_trials(out / "trials.jsonl")
-    assert len(trials) == 9
+    # random_search races 9 candidates on 40 dev rows, then scores the spec as written and 3 finalists on all 64
+    assert [(t["kind"], t["full_eval"]) for t in trials[:9]] == [("race", False)] * 9
+    assert [t["kind"] for t in trials[9:]] == ["zero_shot"] + ["bootstrapped"] * 3
     charts = dom.find("svg", "trajectory")
     assert len(charts) == 1  # the offline LM has no prices: no cost chart
     points = _points(dom)
     assert [int(p["data-trial"]) for p in points] == [t["index"] for t in trials]  # one point per trial
-    assert all("full" in p["class"] for p in points)  # random_search scores every candidate on all of dev
+    assert [p["class"].split()[1] for p in points] == ["subset"] * 9 + ["full"] * 4
     assert dom.find("polyline", "dev") and dom.find("circle", "chosen")
     best = json.loads((out / "program.json").read_text())["provenance"]["best_trial"]
     assert dom.find("tr", "best")[0][1]["id"] == f"trial-{best}"
     # No network: no external URL anywhere, and a CSP that forbids fetching.
     assert "http://" not in html and "https://" not in html and "default-src 'none'" in html
     text = " ".join(dom.text)
-    for fact in ("offline", "sha256", "random_search", "num_candidates", "0.1.0", "660", "seed"):
+    calls = json.loads((out / "program.json").read_text())["provenance"]["usage"]["calls"]
+    for fact in ("offline", "sha256", "random_search", "num_candidates", "0.1.0", f"LM calls {calls}", "seed"):
         assert fact in text, fact
     assert "the instruction is unchanged" in text  # random_search tunes demos only
 

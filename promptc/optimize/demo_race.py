@@ -19,7 +19,7 @@ compile replays the race from its log and a budget stop keeps what was measured.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,14 +54,15 @@ def state_with_units(program: Program, units: Sequence[Unit],
     return state
 
 
-def race_plan(units: int, keep: int, rows_per_round: int, rows: int) -> tuple[int, int]:
-    """(trials, program runs) `race` makes at most: for progress bars, --dry-run and budgets."""
-    trials, runs, alive, used = 0, 0, units, 0
-    while alive > keep and used + rows_per_round <= rows:
+def race_plan(units: int, keep: int, rows_per_round: int, rows: int, *, grow: bool = False) -> tuple[int, int]:
+    """(trials, program runs) `race`/`halve` make at most: for progress bars, --dry-run and budgets."""
+    trials, runs, alive, used, size = 0, 0, units, 0, rows_per_round
+    while alive > keep and used + size <= rows:
         trials += alive
-        runs += alive * rows_per_round
-        used += rows_per_round
+        runs += alive * size
+        used += size
         alive = max(keep, math.ceil(alive / 2))
+        size = size * 2 if grow else size
     return trials, runs
 
 
@@ -76,22 +77,34 @@ class RaceResult:
 async def race(ctx: CompileContext, program: Program, units: Sequence[Unit], rows: Sequence[Example], *,
                keep: int, rows_per_round: int, first_index: int,
                instructions: Mapping[str, str] | None = None) -> RaceResult:
-    """Successive halving over `units`, each run as the only demos on the same batches of `rows`.
+    """Successive halving over `units`, each run as the only demos on the same batches of `rows`."""
+    states = [state_with_units(program, [u], instructions) for u in units]
+    return await halve(ctx, program, states, rows, keep=keep, rows_per_round=rows_per_round,
+                       first_index=first_index, kind="demo_race", key="unit",
+                       label=lambda u: f"run {u} as the only demo")
+
+
+async def halve(ctx: CompileContext, program: Program, states: Sequence[Mapping[str, PredictorState]],
+                rows: Sequence[Example], *, keep: int, rows_per_round: int, first_index: int, kind: str,
+                key: str, label: Callable[[int], str], grow: bool = False) -> RaceResult:
+    """Successive halving over candidate `states` of `program`: every survivor is scored on the
+    same next batch of `rows` (paired), then the better half by mean over all its rows goes
+    on, until `keep` remain or the rows run out. With `grow` each batch is twice the last
+    (each round then costs about the same, and the last decisions rest on the most rows).
 
     A budget stop ends the race where it is (`stopped`): the ranking is what was measured."""
-    alive = list(range(len(units)))
+    alive = list(range(len(states)))
     total: dict[int, float] = {u: 0.0 for u in alive}
     seen: dict[int, int] = {u: 0 for u in alive}
     dropped: list[int] = []
-    index, cursor, round_, stopped = first_index, 0, 0, None
-    while stopped is None and len(alive) > keep and cursor + rows_per_round <= len(rows):
-        batch = list(rows[cursor: cursor + rows_per_round])
+    index, cursor, round_, size, stopped = first_index, 0, 0, rows_per_round, None
+    while stopped is None and len(alive) > keep and cursor + size <= len(rows):
+        batch = list(rows[cursor: cursor + size])
         for u in alive:
-            state = state_with_units(program, [units[u]], instructions)
             try:
-                trial = await ctx.trial(index, "demo_race", ready(program.with_state(state)), examples=batch,
-                                        params={"unit": u, "round": round_},
-                                        description=f"run {u} as the only demo, round {round_} "
+                trial = await ctx.trial(index, kind, ready(program.with_state(states[u])), examples=batch,
+                                        params={key: u, "round": round_},
+                                        description=f"{label(u)}, round {round_} "
                                         f"(dev rows {cursor + 1}-{cursor + len(batch)} of the race)")
             except BudgetExhausted as exc:
                 stopped = str(exc)
@@ -101,8 +114,7 @@ async def race(ctx: CompileContext, program: Program, units: Sequence[Unit], row
             index += 1
         if stopped is not None:
             break
-        cursor += rows_per_round
-        round_ += 1
+        cursor, round_, size = cursor + size, round_ + 1, size * 2 if grow else size
         alive.sort(key=lambda u: (-_mean(total[u], seen[u]), u))
         survivors = max(keep, math.ceil(len(alive) / 2))
         dropped = alive[survivors:] + dropped  # later rounds' losers rank higher

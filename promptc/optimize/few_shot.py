@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from promptc.core.program import Program
+from promptc.core.program import PredictorState, Program
 from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, ready
 from promptc.optimize.bootstrap import (
@@ -28,7 +28,7 @@ from promptc.optimize.bootstrap import (
     combine,
     labeled_state,
 )
-from promptc.optimize.demo_race import race, race_plan, unit_from_trace
+from promptc.optimize.demo_race import halve, race, race_plan, unit_from_trace
 
 
 class LabeledFewShot:
@@ -132,48 +132,91 @@ async def _raced(ctx: CompileContext, boot: Bootstrapped, keep: int,
 
 
 class RandomSearch:
-    """Zero-shot, labelled-only and bootstrapped candidates with different seeds; the best on dev."""
+    """Zero-shot, labelled-only and bootstrapped candidates with different seeds; the best on dev.
+
+    Candidates are raced rather than each scored on all of dev (`demo_race.halve`):
+    every survivor is scored on the same next rows, `race_rows` at first and twice as
+    many each round, and the better half goes on; the last `finalists` are scored on all
+    of dev (their earlier rows replay from the LM cache) and the best is kept. On the
+    benchmark LM this makes the same picks as scoring all 16 candidates (DSPy's default) on
+    all of dev, for 2,500 calls instead of 5,800. `race_rows: 0` scores every candidate on
+    all of dev, as DSPy does.
+    """
 
     name = "random_search"
 
     class Settings(BootstrapSettings):
-        num_candidates: int = 8
+        num_candidates: int = Field(16, ge=0, description="bootstrapped candidates (beside zero-shot and labelled)")
+        race_rows: int = Field(40, ge=0, description="dev rows of the first race round (0: every candidate on all of dev)")
+        finalists: int = Field(3, ge=1, description="race survivors scored on all of dev")
 
     def __init__(self, **settings: Any):
         self.settings = self.Settings(**settings)
 
+    def _plan(self, ctx: CompileContext) -> tuple[int, int, int]:
+        """(race trials, race runs, finalists) per row of calls."""
+        s, n = self.settings, self.settings.num_candidates + 3
+        if not s.race_rows:
+            return 0, 0, n
+        keep = min(s.finalists, n)
+        return (*race_plan(n, keep, s.race_rows, len(ctx.devset), grow=True), keep)
+
     def planned_calls(self, ctx: CompileContext) -> int:
-        s, steps = self.settings, len(ctx.program.named_predictors())
-        per_candidate = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * steps
-        return (s.num_candidates + 3) * (len(ctx.devset) * steps) + (s.num_candidates + 1) * per_candidate
+        s, per_row = self.settings, ctx.program.calls_per_row()
+        per_candidate = min(len(ctx.trainset), s.max_bootstrapped_demos * 3) * s.max_rounds * per_row
+        _, runs, finalists = self._plan(ctx)
+        return (runs + (finalists + 1) * len(ctx.devset)) * per_row + (s.num_candidates + 1) * per_candidate
 
     async def compile(self, ctx: CompileContext) -> Program:
         s = self.settings
-        ctx.plan_trials(s.num_candidates + 3)
-        # BudgetExhausted propagates: `compile` keeps the best trial logged so far.
-        await ctx.trial(0, "zero_shot", ready(ctx.program), description="the spec as written")
-        labeled = labeled_state(ctx.program, random.Random(ctx.seed).sample(
-            ctx.trainset, len(ctx.trainset)), s.max_labeled_demos)
-        await ctx.trial(1, "labeled", ready(ctx.program.with_state(labeled)),
-                        description=f"{s.max_labeled_demos} labelled demos")
+        trials, _, finalists = self._plan(ctx)
+        ctx.plan_trials(trials + finalists + 1)
+        candidates = await self._candidates(ctx)
+        states = [state for _, _, state in candidates]
+        rows = random.Random(f"random-search-{ctx.seed}").sample(ctx.devset, len(ctx.devset))
+        result = await halve(ctx, ctx.program, states, rows, keep=finalists, rows_per_round=s.race_rows or 1,
+                             first_index=0, kind="race", key="candidate", grow=True,
+                             label=lambda i: f"candidate {i}: {candidates[i][1]}") if trials else None
+        order = result.ranking if result is not None else list(range(len(states)))
+        index = result.next_index if result is not None else 0
+        if result is not None and result.stopped:
+            kind, description, state = candidates[order[0]]
+            await ctx.trial(index, kind, ready(ctx.program.with_state(state)), scored=False,
+                            params={"candidate": order[0], "stopped_early": result.stopped},
+                            description=f"{description}: the race's leader so far (budget stop)")
+            raise BudgetExhausted(result.stopped)
+        # BudgetExhausted propagates from here: `compile` keeps the best trial logged so far.
+        # The spec as written is scored on all of dev first, finalist or not: it is the
+        # "before" of the compile's before -> after (its race rows replay from the cache).
+        finals = [0] + [c for c in order[:finalists] if c != 0]
+        for j, c in enumerate(finals):
+            kind, description, state = candidates[c]
+            await ctx.trial(index + j, kind, ready(ctx.program.with_state(state)), params={"candidate": c},
+                            description=f"candidate {c}: {description}"
+                            + ("" if c in order[:finalists] else " (the baseline, not a finalist)"))
+        return _best(ctx)
+
+    async def _candidates(self, ctx: CompileContext) -> list[tuple[str, str, dict[str, PredictorState]]]:
+        """(kind, description, state): zero-shot, labelled demos, bootstrapped in train order,
+        then bootstrapped from seeded shuffles with a random number of demos (DSPy's layout)."""
+        s = self.settings
+        labeled = labeled_state(ctx.program, random.Random(ctx.seed).sample(ctx.trainset, len(ctx.trainset)),
+                                s.max_labeled_demos)
+        out = [("zero_shot", "the spec as written", ctx.program.state()),
+               ("labeled", f"{s.max_labeled_demos} labelled demos", labeled)]
         for index in range(2, s.num_candidates + 3):
-            seed = ctx.seed + index
+            seed = ctx.seed * 1000 + index  # disjoint per compile seed: seeds 0 and 1 share no candidate
             rng = random.Random(seed)
             order = list(ctx.trainset) if index == 2 else rng.sample(ctx.trainset, len(ctx.trainset))
             size = s.max_bootstrapped_demos if index == 2 else rng.randint(1, max(1, s.max_bootstrapped_demos))
-
-            async def build(order: list = order, size: int = size, rng: random.Random = rng) -> Program:
-                boot = await bootstrap(ctx.program, order, ctx.metric, max_demos=size, max_rounds=s.max_rounds,
-                                       threshold=s.metric_threshold, concurrency=ctx.concurrency,
-                                       lms=ctx.teacher_lms)
-                ctx.traces.extend(boot.traces)
-                return ctx.program.with_state(combine(ctx.program, boot, order, max_bootstrapped=size,
-                                                      max_labeled=s.max_labeled_demos, rng=rng))
-
-            await ctx.trial(index, "bootstrapped", build, params={"seed": seed, "demos": size},
-                            description=f"{size} bootstrapped demos, "
-                            + ("train order" if index == 2 else f"shuffle seed {seed}"))
-        return _best(ctx)
+            boot = await bootstrap(ctx.program, order, ctx.metric, max_demos=size, max_rounds=s.max_rounds,
+                                   threshold=s.metric_threshold, concurrency=ctx.concurrency,
+                                   lms=ctx.teacher_lms, teacher_demos=s.teacher_demos, rng=rng)
+            ctx.traces.extend(boot.traces)
+            state = combine(ctx.program, boot, order, max_bootstrapped=size, max_labeled=s.max_labeled_demos, rng=rng)
+            out.append(("bootstrapped", f"{size} bootstrapped demos, "
+                        + ("train order" if index == 2 else f"shuffle seed {seed}"), state))
+        return out
 
 
 async def _one_candidate(ctx: CompileContext, score_dev: bool, kind: str,
