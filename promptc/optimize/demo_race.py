@@ -100,6 +100,7 @@ async def halve(ctx: CompileContext, program: Program, states: Sequence[Mapping[
     index, cursor, round_, size, stopped = first_index, 0, 0, rows_per_round, None
     while stopped is None and len(alive) > keep and cursor + size <= len(rows):
         batch = list(rows[cursor: cursor + size])
+        before = dict(total), dict(seen)  # a stop mid-round ranks on the rows every survivor saw
         for u in alive:
             try:
                 trial = await ctx.trial(index, kind, ready(program.with_state(states[u])), examples=batch,
@@ -108,6 +109,8 @@ async def halve(ctx: CompileContext, program: Program, states: Sequence[Mapping[
                                         f"(dev rows {cursor + 1}-{cursor + len(batch)} of the race)")
             except BudgetExhausted as exc:
                 stopped = str(exc)
+                if round_:  # rank on the rows every survivor saw; in round 0, on what was measured
+                    total, seen = before
                 break
             total[u] += (trial.score or 0.0) * trial.n
             seen[u] += trial.n
@@ -119,7 +122,7 @@ async def halve(ctx: CompileContext, program: Program, states: Sequence[Mapping[
         survivors = max(keep, math.ceil(len(alive) / 2))
         dropped = alive[survivors:] + dropped  # later rounds' losers rank higher
         alive = alive[:survivors]
-    alive.sort(key=lambda u: (-_mean(total[u], seen[u]), u))
+    alive.sort(key=lambda u: (seen[u] == 0, -_mean(total[u], seen[u]), u))  # the unmeasured last
     return RaceResult(ranking=alive + dropped, next_index=index,
                       means={u: _mean(total[u], seen[u]) for u in total}, stopped=stopped)
 

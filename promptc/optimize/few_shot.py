@@ -92,24 +92,26 @@ class BootstrapFewShot:
         s = self.settings
         race_trials, _ = self._race_plan(ctx)
         ctx.plan_trials(race_trials + (2 if s.score_dev else 1))
-        if s.score_dev:
-            await ctx.trial(0, "zero_shot", ready(ctx.program), description="the spec as written")
         boot = await bootstrap(ctx.program, ctx.trainset, ctx.metric,
                                max_demos=s.candidates if race_trials else s.max_bootstrapped_demos,
                                max_rounds=s.max_rounds, threshold=s.metric_threshold,
                                concurrency=ctx.concurrency, lms=ctx.teacher_lms,
                                teacher_demos=s.teacher_demos, rng=random.Random(ctx.seed))
-        index, raced, stopped = 1, len(boot.traces), None
-        if race_trials and raced > s.max_bootstrapped_demos:
+        index, runs, stopped = 0, len(boot.traces), None
+        if race_trials and runs > s.max_bootstrapped_demos:
             boot, index, stopped = await _raced(ctx, boot, s.max_bootstrapped_demos, s.race_rows)
+        raced = f" (raced from {runs} runs)" if index else ""
+        if s.score_dev and not stopped:  # after the race: a stop in it must not leave zero-shot the best
+            await ctx.trial(index, "zero_shot", ready(ctx.program), description="the spec as written")
+            index += 1
         ctx.traces.extend(boot.traces)
         state = combine(ctx.program, boot, ctx.trainset, max_bootstrapped=s.max_bootstrapped_demos,
                         max_labeled=s.max_labeled_demos)
         params = {**s.model_dump(), **({"stopped_early": stopped} if stopped else {})}
         built = await ctx.trial(index, "bootstrapped", ready(ctx.program.with_state(state)), params=params,
-                                scored=s.score_dev and not stopped, description=f"up to {s.max_bootstrapped_demos} bootstrapped"
-                                + (f" (raced from {raced} runs)" if index > 1 else "")
-                                + f" + {s.max_labeled_demos} labelled demos")
+                                scored=s.score_dev and not stopped,
+                                description=f"up to {s.max_bootstrapped_demos} bootstrapped{raced} + "
+                                f"{s.max_labeled_demos} labelled demos")
         if stopped:
             raise BudgetExhausted(stopped)  # the job keeps the trial just logged and reports the stop
         return _best(ctx) if s.score_dev else ctx.program.with_state(built.state)
@@ -121,7 +123,7 @@ async def _raced(ctx: CompileContext, boot: Bootstrapped, keep: int,
     index; why the race stopped early (a budget), if it did."""
     units = [unit_from_trace(ctx.program, t) for t in boot.traces]
     rows = random.Random(f"demo-race-{ctx.seed}").sample(ctx.devset, len(ctx.devset))
-    result = await race(ctx, ctx.program, units, rows, keep=keep, rows_per_round=rows_per_round, first_index=1)
+    result = await race(ctx, ctx.program, units, rows, keep=keep, rows_per_round=rows_per_round, first_index=0)
     chosen = result.ranking[:keep]
     kept = Bootstrapped(used=set(boot.used), attempted=boot.attempted)
     kept.traces = [boot.traces[u] for u in chosen]

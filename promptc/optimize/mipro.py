@@ -170,7 +170,7 @@ class MIPRO:
             size = s.max_bootstrapped_demos if j == 2 else rng.randint(1, max(1, s.max_bootstrapped_demos))
             boot = await bootstrap(program, order, ctx.metric, max_demos=size, max_rounds=s.max_rounds,
                                    threshold=s.metric_threshold, concurrency=ctx.concurrency,
-                                   lms=ctx.teacher_lms)
+                                   lms=ctx.teacher_lms, teacher_demos=s.teacher_demos, rng=rng)
             states.append(combine(program, boot, order, max_bootstrapped=size,
                                   max_labeled=s.max_labeled_demos, rng=rng))
         return {name: [list(state[name].demos) for state in states] for name in names}

@@ -21,7 +21,8 @@ Four ideas with a record on real models, combined to spend few calls:
    multi-step program, candidate i is every predictor's i-th proposal.
 
 Trials: 0 is the pool (the original instructions with the first `max_demos` runs as demos,
-unscored: what a budget stop writes), then the race, the instruction candidates (scored
+unscored: what a budget stop before the race's end writes), then the race and `raced` (its
+pick, unscored: what a later budget stop writes), the instruction candidates (scored
 on the dev subset, full_eval False), the confirmation runs, and last the chosen program
 (unscored on all of dev: `promptc eval --program` scores it). Resume replays the rollouts
 and reflections from the LM cache and skips finished trials.
@@ -80,7 +81,8 @@ class ReflectiveBootstrap:
     async def compile(self, ctx: CompileContext) -> Program:
         s, program = self.settings, ctx.program
         confirm = min(2, s.instructions + 1) if s.confirm_rows and s.instructions else 0
-        ctx.plan_trials(2 + self._race_plan(ctx)[0] + s.instructions + 1 + confirm)
+        race_trials = self._race_plan(ctx)[0]
+        ctx.plan_trials(2 + race_trials + (1 if race_trials else 0) + s.instructions + 1 + confirm)
         rng = random.Random(f"reflective-{ctx.seed}")
         rows = rng.sample(range(len(ctx.trainset)), min(s.rollouts, len(ctx.trainset)))
         runs = await rollouts(program, ctx.trainset, rows, ctx.metric, concurrency=ctx.concurrency)
@@ -91,6 +93,11 @@ class ReflectiveBootstrap:
                         scored=False, description=f"the first {s.max_demos} of {len(units)} passing runs "
                         f"(of {len(runs)}) as demos; original instructions")
         demos, index = await self._race(ctx, units)
+        if index > 1:  # what a budget stop from here on writes: the raced demos, not the pool
+            await ctx.trial(index, "raced", ready(program.with_state(state_with_units(program, demos))),
+                            scored=False, description=f"the race's {len(demos)} best runs as demos; "
+                            "original instructions")
+            index += 1
         instructions = await self._instructions(ctx, runs, threshold)
         subset = random.Random(f"reflective-dev-{ctx.seed}").sample(ctx.devset, min(s.eval_rows, len(ctx.devset)))
         scores: dict[int, float] = {}
