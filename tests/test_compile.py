@@ -117,6 +117,12 @@ def test_budget_stops_cleanly_with_the_best_so_far(tmp_path):
     assert "stopped early" in result.stderr
     prov = json.loads((out / "program.json").read_text())["provenance"]
     assert "250" in prov["stopped_early"] and prov["trials"] < 9
+    trials = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines()]
+    race = [t for t in trials if t["kind"] == "race"]
+    leader = max(race, key=lambda t: (t["score"], -t["index"]))  # stopped in round 0: the best so far
+    assert trials[-1]["params"] == {"candidate": leader["params"]["candidate"], "stopped_early": prov["stopped_early"]}
+    assert json.loads((out / "program.json").read_text())["predictors"][0]["demos"] == \
+        leader["state"]["classify"]["demos"]
     assert prov["usage"]["calls"] <= 250 + 64  # the trial in flight may finish its batch
     nothing = run_cli("compile", str(spec), "--train", TRAIN, "--dev", DEV, "--out", str(tmp_path / "b2"),
                       "--max-calls", "5")

@@ -13,7 +13,9 @@ better half after every batch of rows, so rows go to the contenders rather than 
 already clearly worse. The survivors, best first, are the demos.
 
 Each (unit, batch) is a trial of kind `demo_race` scored on its batch only, so a resumed
-compile replays the race from its log and a budget stop keeps what was measured.
+compile replays the race from its log and a budget stop keeps what was measured. `halve`
+is the same successive halving over any candidate program states (random_search races
+its candidates with it, batches doubling each round).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ scores the result when wanted (the compile says how).
 
 random_search follows DSPy's BootstrapFewShotWithRandomSearch: candidate 0 is zero-shot,
 1 uses labelled demos only, 2 is bootstrapped from the train set in order, and the rest
-are bootstrapped from seeded shuffles with a random number of demos. Each is scored on
-dev; the best is kept (ties go to the earlier, simpler candidate).
+are bootstrapped from seeded shuffles with a random number of demos. They are raced on
+dev (successive halving), the finalists and the spec as written scored on all of dev; the
+best is kept (ties go to the earlier, simpler candidate).
 """
 
 from __future__ import annotations
