@@ -25,13 +25,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from promptc.core.example import Example
 from promptc.core.program import PredictorState, Program
 from promptc.core.trace import Trace
 from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, ready
+from promptc.optimize.reflection import Rollout
 
 Unit = dict[str, dict[str, Any]]  # predictor name -> the demo one run gives it
+
+
+class RaceSettings(BaseModel):
+    """The race's knobs, shared by the optimizers that race demos."""
+
+    race_units: int = Field(16, ge=0, description="successful runs raced as demos")
+    race_rows: int = Field(6, ge=0, description="dev rows per race round (0: no race, the first runs win)")
 
 
 def unit_from_trace(program: Program, trace: Trace) -> Unit:
@@ -42,6 +52,13 @@ def unit_from_trace(program: Program, trace: Trace) -> Unit:
         if calls:
             unit[name] = {**calls[-1].inputs, **calls[-1].outputs}
     return unit
+
+
+def passing_units(program: Program, runs: Sequence[Rollout], threshold: float, limit: int) -> list[Unit]:
+    """The units of the first `limit` runs that passed the metric (in run order)."""
+    units = [unit_from_trace(program, r.trace) for r in runs
+             if r.score is not None and r.score >= threshold and r.error is None]
+    return [u for u in units if u][:limit]
 
 
 def state_with_units(program: Program, units: Sequence[Unit],

@@ -29,7 +29,7 @@ from promptc.optimize.bootstrap import (
     combine,
     labeled_state,
 )
-from promptc.optimize.demo_race import halve, race, race_plan, unit_from_trace
+from promptc.optimize.demo_race import RaceResult, halve, race, race_plan, unit_from_trace
 
 
 class LabeledFewShot:
@@ -171,18 +171,13 @@ class RandomSearch:
         return (runs + (finalists + 1) * len(ctx.devset)) * per_row + (s.num_candidates + 1) * per_candidate
 
     async def compile(self, ctx: CompileContext) -> Program:
-        s = self.settings
         trials, _, finalists = self._plan(ctx)
         ctx.plan_trials(trials + finalists + 1)
         candidates = await self._candidates(ctx)
-        states = [state for _, _, state in candidates]
-        rows = random.Random(f"random-search-{ctx.seed}").sample(ctx.devset, len(ctx.devset))
-        result = await halve(ctx, ctx.program, states, rows, keep=finalists, rows_per_round=s.race_rows or 1,
-                             first_index=0, kind="race", key="candidate", grow=True,
-                             label=lambda i: f"candidate {i}: {candidates[i][1]}") if trials else None
-        order = result.ranking if result is not None else list(range(len(states)))
-        index = result.next_index if result is not None else 0
-        if result is not None and result.stopped:
+        result = await self._race(ctx, candidates, finalists) if trials else \
+            RaceResult(ranking=list(range(len(candidates))), next_index=0, means={})
+        order, index = result.ranking, result.next_index
+        if result.stopped:
             kind, description, state = candidates[order[0]]
             await ctx.trial(index, kind, ready(ctx.program.with_state(state)), scored=False,
                             params={"candidate": order[0], "stopped_early": result.stopped},
@@ -198,6 +193,14 @@ class RandomSearch:
                             description=f"candidate {c}: {description}"
                             + ("" if c in order[:finalists] else " (the baseline, not a finalist)"))
         return _best(ctx)
+
+    async def _race(self, ctx: CompileContext, candidates: list[tuple[str, str, dict[str, PredictorState]]],
+                    finalists: int) -> RaceResult:
+        """Successive halving of the candidates on seeded dev rows, batches doubling each round."""
+        rows = random.Random(f"random-search-{ctx.seed}").sample(ctx.devset, len(ctx.devset))
+        return await halve(ctx, ctx.program, [state for _, _, state in candidates], rows, keep=finalists,
+                           rows_per_round=self.settings.race_rows, first_index=0, kind="race", key="candidate",
+                           grow=True, label=lambda i: f"candidate {i}: {candidates[i][1]}")
 
     async def _candidates(self, ctx: CompileContext) -> list[tuple[str, str, dict[str, PredictorState]]]:
         """(kind, description, state): zero-shot, labelled demos, bootstrapped in train order,

@@ -56,13 +56,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from promptc.core.example import Example
 from promptc.core.program import PredictorState, Program
 from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, Trial, ready
-from promptc.optimize.demo_race import race, race_plan, state_with_units, unit_from_trace
+from promptc.optimize.demo_race import (
+    RaceSettings,
+    passing_units,
+    race,
+    race_plan,
+    state_with_units,
+)
 from promptc.optimize.pareto import Candidate, merge_options, merged_state, select_parent
 from promptc.optimize.reflection import Rollout, reflect, reflection_lm, rollouts
 
@@ -110,7 +116,7 @@ class GEPA:
 
     name = "gepa"
 
-    class Settings(BaseModel):
+    class Settings(RaceSettings):
         model_config = {"extra": "forbid"}
 
         auto: Literal["light", "medium", "heavy"] = "light"
@@ -119,8 +125,6 @@ class GEPA:
         minibatch_size: int | None = Field(None, ge=1, description="training rows per rollout")
         evolve_demos: bool = Field(True, description="mutate demos as well as instructions")
         max_demos: int = Field(4, ge=0, description="demos per predictor (the demo mutation adds or swaps one)")
-        race_units: int = Field(16, ge=0, description="warm-up runs raced as the seed candidate's demos")
-        race_rows: int = Field(6, ge=0, description="dev rows per race round (0: the seed has no demos)")
         records: int = Field(24, ge=1, description="runs a reflection reads: the minibatch's, then the warm-up's")
         finalists: int = Field(3, ge=0, description="best candidates on the validation rows scored on more dev rows")
         final_rows: int = Field(60, ge=0, description="dev rows outside the validation subset each finalist is scored on")
@@ -272,8 +276,7 @@ class GEPA:
         search.warm_runs = list(runs)
         threshold = self._threshold(ctx)
         self._collect_demos(search, runs, threshold)
-        units = [u for r in runs if r.score is not None and r.score >= threshold and r.error is None
-                 if (u := unit_from_trace(ctx.program, r.trace))][:s.race_units]
+        units = passing_units(ctx.program, runs, threshold, s.race_units)
         val = {id(ex) for ex in search.ctx.devset}
         rest = [ex for ex in random.Random(f"gepa-race-{ctx.seed}").sample(ctx.devset, len(ctx.devset))
                 if id(ex) not in val] or list(ctx.devset)

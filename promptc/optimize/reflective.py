@@ -34,13 +34,20 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.errors import BudgetExhausted
 from promptc.optimize.base import CompileContext, ready
-from promptc.optimize.demo_race import Unit, race, race_plan, state_with_units, unit_from_trace
+from promptc.optimize.demo_race import (
+    RaceSettings,
+    Unit,
+    passing_units,
+    race,
+    race_plan,
+    state_with_units,
+)
 from promptc.optimize.reflection import Rollout, reflect, reflection_lm, rollouts
 
 
@@ -49,11 +56,9 @@ class ReflectiveBootstrap:
 
     name = "reflective_bootstrap"
 
-    class Settings(BaseModel):
+    class Settings(RaceSettings):
         model_config = {"extra": "forbid"}
         rollouts: int = Field(48, ge=1, description="training rows the program runs on once")
-        race_units: int = Field(16, ge=1, description="successful runs raced as demos")
-        race_rows: int = Field(6, ge=0, description="dev rows per race round (0: no race, the first runs win)")
         max_demos: int = Field(4, ge=0, description="demos per predictor: the race's survivors")
         instructions: int = Field(3, ge=0, description="reflected instruction candidates per predictor")
         eval_rows: int = Field(20, ge=1, description="dev rows every instruction candidate is scored on (paired)")
@@ -87,8 +92,7 @@ class ReflectiveBootstrap:
         rows = rng.sample(range(len(ctx.trainset)), min(s.rollouts, len(ctx.trainset)))
         runs = await rollouts(program, ctx.trainset, rows, ctx.metric, concurrency=ctx.concurrency)
         threshold = ctx.metric.threshold if s.metric_threshold is None else s.metric_threshold
-        units = [unit_from_trace(program, r.trace) for r in runs if r.score is not None and r.score >= threshold]
-        units = [u for u in units if u][:s.race_units]
+        units = passing_units(program, runs, threshold, s.race_units)
         await ctx.trial(0, "pool", ready(program.with_state(state_with_units(program, units[:s.max_demos]))),
                         scored=False, description=f"the first {s.max_demos} of {len(units)} passing runs "
                         f"(of {len(runs)}) as demos; original instructions")
