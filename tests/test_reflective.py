@@ -137,3 +137,34 @@ def test_it_is_the_default_optimizer(tmp_path):
     plan = run_cli("compile", str(tmp_path / "plain.yaml"), "--dry-run")
     assert plan.returncode == 0, plan.stderr
     assert "reflective_bootstrap" in plan.stdout
+
+
+def test_the_original_instruction_is_kept_only_when_it_wins_significantly():
+    from promptc.optimize.reflective import original_wins
+
+    twenty = [1.0] * 20
+    assert not original_wins(twenty, twenty, 0.1)  # a tie keeps the proposal
+    assert not original_wins(twenty, [0.0] * 3 + [1.0] * 17, 0.1)  # 3 rows to 0: p = 0.25
+    assert original_wins(twenty, [0.0] * 6 + [1.0] * 14, 0.1)  # 6 to 0: p = 0.03
+    assert not original_wins([0.0] * 6 + [1.0] * 14, twenty, 0.1)  # the proposal ahead: never the original
+    assert original_wins(twenty, [None] * 6 + [1.0] * 14, 0.1)  # an error row is a miss
+    assert not original_wins(twenty, twenty[:10], 0.1) and not original_wins([], [], 0.1)  # no paired rows
+    graded = [0.9] * 20
+    assert original_wins(graded, [0.5] * 20, 0.1) and not original_wins(graded, [0.85] + [0.9] * 19, 0.1)
+
+
+def test_the_chosen_trial_follows_the_paired_rule(tmp_path):
+    from promptc.optimize.reflective import original_wins
+
+    out = tmp_path / "build"
+    assert compile_intent(out).returncode == 0
+    trials = trials_of(out)
+    scored = {t["params"]["instruction"]: t for t in trials if t["kind"] == "instruction"}
+    assert all(len(t["instance_scores"]) == t["n"] == 6 for t in scored.values())
+    confirm = {t["params"]["instruction"]: t for t in trials if t["kind"] == "confirm"}
+    assert 0 not in confirm and len(confirm) == 2  # only proposals are confirmed
+    mean = {i: (scored[i]["score"] * 6 + confirm[i]["score"] * 6) / 12 for i in confirm}
+    best = max(mean, key=lambda i: (mean[i], -i))
+    if original_wins(scored[0]["instance_scores"], scored[best]["instance_scores"], 0.1):
+        best = 0
+    assert trials[-1]["params"]["instruction"] == best

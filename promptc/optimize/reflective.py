@@ -15,10 +15,17 @@ Four ideas with a record on real models, combined to spend few calls:
    proposals reads a different slice of the runs, so they address different mistakes.
 4. *Choose on paired rows, then confirm*: the original instruction and every proposal,
    each with the raced demos, are scored on the *same* `eval_rows` dev rows (outcomes are
-   correlated across prompts, so pairing removes most of the noise); the two best are
-   scored on `confirm_rows` more, and the better mean over all their rows wins: among
+   correlated across prompts, so pairing removes most of the noise); the two best proposals
+   are scored on `confirm_rows` more, and the better mean over all their rows wins: among
    close candidates on few rows, the top one is often luck (the winner's curse). For a
    multi-step program, candidate i is every predictor's i-th proposal.
+5. *The original has to prove itself*: a proposal is written to fix failures the program
+   was seen making, and reflective proposals usually beat the instruction they start from
+   (GEPA's and MIPRO's ablations), so a tie or a small lead on a few dozen rows is no
+   reason to keep the original. It is kept only when it beats the chosen proposal on the
+   paired rows by a significant margin (McNemar's exact test, or the paired bootstrap for
+   graded metrics, at `original_alpha`; an error row counts as a miss), which still
+   catches a reflection LM that makes things worse.
 
 Trials: 0 is the pool (the original instructions with the first `max_demos` runs as demos,
 unscored: what a budget stop before the race's end writes), then the race and `raced` (its
@@ -39,7 +46,8 @@ from pydantic import Field
 from promptc.core.example import Example
 from promptc.core.program import Program
 from promptc.errors import BudgetExhausted
-from promptc.optimize.base import CompileContext, ready
+from promptc.evaluation.stats import compare
+from promptc.optimize.base import CompileContext, Trial, ready
 from promptc.optimize.demo_race import (
     RaceSettings,
     Unit,
@@ -65,6 +73,8 @@ class ReflectiveBootstrap:
         confirm_rows: int = Field(20, ge=0, description="more dev rows for the two best instructions")
         records: int = Field(24, ge=1, description="runs each reflection call reads")
         reflection_temperature: float = Field(1.0, ge=0)
+        original_alpha: float = Field(0.1, gt=0, le=1, description="the original instruction is kept only if it "
+                                      "beats the chosen proposal on the paired dev rows at this significance")
         metric_threshold: float | None = None  # default: the metric's own pass threshold
 
     def __init__(self, **settings: Any):
@@ -78,14 +88,14 @@ class ReflectiveBootstrap:
 
     def planned_calls(self, ctx: CompileContext) -> int:
         s, per_row = self.settings, ctx.program.calls_per_row()
-        confirm = min(2, s.instructions + 1) * min(s.confirm_rows, len(ctx.devset)) if s.instructions else 0
+        confirm = self._confirmed() * min(s.confirm_rows, len(ctx.devset))
         runs = min(s.rollouts, len(ctx.trainset)) + self._race_plan(ctx)[1] \
             + (s.instructions + 1) * min(s.eval_rows, len(ctx.devset)) + confirm
         return runs * per_row + s.instructions * len(ctx.program.named_predictors())
 
     async def compile(self, ctx: CompileContext) -> Program:
         s, program = self.settings, ctx.program
-        confirm = min(2, s.instructions + 1) if s.confirm_rows and s.instructions else 0
+        confirm = self._confirmed()
         race_trials = self._race_plan(ctx)[0]
         ctx.plan_trials(2 + race_trials + (1 if race_trials else 0) + s.instructions + 1 + confirm)
         rng = random.Random(f"reflective-{ctx.seed}")
@@ -104,21 +114,30 @@ class ReflectiveBootstrap:
             index += 1
         instructions = await self._instructions(ctx, runs, threshold)
         subset = random.Random(f"reflective-dev-{ctx.seed}").sample(ctx.devset, min(s.eval_rows, len(ctx.devset)))
-        scores: dict[int, float] = {}
-        for i in range(s.instructions + 1):
+        trials: dict[int, Trial] = {}
+        for i in [0, *sorted(instructions)]:  # a reflection that wrote nothing new is not scored again
             state = state_with_units(program, demos, instructions.get(i, {}))
-            trial = await ctx.trial(index, "instruction", ready(program.with_state(state)), examples=subset,
-                                    params={"instruction": i},
-                                    description="the original instruction" if i == 0 else f"reflected instruction {i}")
-            scores[i], index = trial.score or 0.0, index + 1
-        best = max(scores, key=lambda i: (scores[i], -i))
-        if confirm:
+            trials[i] = await ctx.trial(index, "instruction", ready(program.with_state(state)), examples=subset,
+                                        params={"instruction": i}, per_example=True,
+                                        description="the original instruction" if i == 0 else f"reflected instruction {i}")
+            index += 1
+        scores = {i: trials[i].score or 0.0 for i in instructions}
+        best = max(scores, key=lambda i: (scores[i], -i), default=0)
+        if len(scores) > 1 and self._confirmed():
             best, index = await self._confirm(ctx, scores, instructions, demos, subset, index)
+        if best and original_wins(trials[0].instance_scores, trials[best].instance_scores, s.original_alpha):
+            best = 0
         chosen = program.with_state(state_with_units(program, demos, instructions.get(best, {})))
         await ctx.trial(index, "chosen", ready(chosen), scored=False, params={"instruction": best},
-                        description=f"instruction {best} with the {len(demos)} raced demos: the best mean over "
-                        f"the dev subset (not scored on all of dev)")
+                        description=f"instruction {best} with the {len(demos)} raced demos: the best proposal by "
+                        "its mean over the dev subset, unless the original beat it significantly there "
+                        "(not scored on all of dev)")
         return chosen
+
+    def _confirmed(self) -> int:
+        """How many proposals the confirmation rows score: the best two, when there are two."""
+        s = self.settings
+        return 2 if s.confirm_rows and s.instructions >= 2 else 0
 
     async def _race(self, ctx: CompileContext, units: list[Unit]) -> tuple[list[Unit], int]:
         """The `max_demos` best units by a demo race (the first ones without one); the next trial index.
@@ -140,7 +159,7 @@ class ReflectiveBootstrap:
 
     async def _confirm(self, ctx: CompileContext, scores: dict[int, float], instructions: dict[int, dict[str, str]],
                        demos: list[Unit], subset: Sequence[Example], index: int) -> tuple[int, int]:
-        """Score the two best instructions on `confirm_rows` more dev rows and keep the one with
+        """Score the two best proposals on `confirm_rows` more dev rows and keep the one with
         the better mean over all its rows: the winner of a close race on few rows is often luck."""
         s = self.settings
         top = sorted(scores, key=lambda i: (-scores[i], i))[:2]
@@ -172,3 +191,13 @@ class ReflectiveBootstrap:
                 if new is not None:
                     out.setdefault(i, {})[name] = new
         return out
+
+
+def original_wins(original: Sequence[float | None], proposal: Sequence[float | None], alpha: float) -> bool:
+    """True when the original instruction's per-row scores beat the proposal's on the same rows
+    at significance `alpha` (two-sided; McNemar for 0/1 scores, else the paired bootstrap).
+    An error row (None) counts as 0: a proposal that breaks the output format loses rows."""
+    if not original or len(original) != len(proposal):
+        return False
+    result = compare([p or 0.0 for p in proposal], [o or 0.0 for o in original])
+    return result.diff > 0 and result.p_value < alpha
