@@ -220,3 +220,45 @@ def test_export_from_the_cli(tmp_path):
     assert rows and all(len(json.loads(r)["messages"]) == 3 for r in rows)
     bad = run_cli("export", str(out), "--format", "pdf", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "openai-messages" in bad.stderr
+
+
+def test_a_budget_stop_writes_the_optimizers_own_pick_over_a_better_scored_trial(tmp_path, monkeypatch):
+    """An optimizer that stops logs what it wants written with `stopped_early`; the job writes
+    that, not the best scored trial (here zero-shot, scored on all of dev first)."""
+    from pydantic import BaseModel
+
+    import promptc
+    from promptc.errors import BudgetExhausted
+    from promptc.optimize import registry
+    from promptc.optimize.base import CompileContext, ready
+
+    class StopsWithAPick:
+        name = "stops_with_a_pick"
+
+        class Settings(BaseModel):
+            pass
+
+        def __init__(self, **settings):
+            self.settings = self.Settings(**settings)
+
+        def planned_calls(self, ctx: CompileContext) -> int:
+            return len(ctx.devset)
+
+        async def compile(self, ctx: CompileContext):
+            await ctx.trial(0, "zero_shot", ready(ctx.program))
+            demos = [{k: v for k, v in ctx.trainset[0].items()}]
+            pick = ctx.program.with_state({n: s.model_copy(update={"demos": demos})
+                                           for n, s in ctx.program.state().items()})
+            await ctx.trial(1, "pick", ready(pick), scored=False, params={"stopped_early": "out of calls"})
+            raise BudgetExhausted("out of calls")
+
+    classes = registry.optimizer_classes()
+    monkeypatch.setattr(registry, "optimizer_classes", lambda: {**classes, "stops_with_a_pick": StopsWithAPick})
+    rows = [json.loads(x) for x in Path(DEV).read_text().splitlines()[:8]]
+    with promptc.load_program(ROOT / "specs/intent.yaml") as program:
+        result = promptc.compile(program, rows, rows, optimizer="stops_with_a_pick", out=tmp_path / "build")
+    assert result.stopped == "out of calls"
+    assert result.best is not None and result.best.kind == "pick"
+    assert [t.kind for t in result.trials] == ["zero_shot", "pick"] and result.trials[0].score is not None
+    written = json.loads((tmp_path / "build" / "program.json").read_text())
+    assert written["predictors"][0]["demos"] == [rows[0]] and written["provenance"]["stopped_early"] == "out of calls"

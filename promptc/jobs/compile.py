@@ -231,7 +231,8 @@ def _run(setup: _Setup, out: Path | None, resume: bool, events: CompileEvents) -
     try:
         best_program = asyncio.run(_search(setup.optimizer, ctx, events))
     except BudgetExhausted as exc:
-        best_trial = ctx.log.best()
+        # The optimizer's own pick if it logged one, else the best scored trial so far.
+        best_trial = ctx.log.stopped_pick() or ctx.log.best()
         if best_trial is None:
             raise BudgetExhausted(f"{exc} before any candidate was scored; nothing to write") from None
         stopped = str(exc)
@@ -255,7 +256,7 @@ def _result(setup: _Setup, best_program: Any, out: Path | None, resumed: set[int
     from promptc.jobs.metrics import metric_configs
 
     ctx, source = setup.ctx, setup.source
-    best = ctx.log.best()
+    best = (ctx.log.stopped_pick() if stopped else None) or ctx.log.best()
     trials = sorted(ctx.log.trials.values(), key=lambda t: t.index)
     spec = source.spec
     artifact = ProgramArtifact.from_program(

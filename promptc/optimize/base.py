@@ -114,6 +114,12 @@ class TrialLog:
             return max(unscored, key=lambda t: t.index, default=None)
         return max(sorted(scored, key=lambda t: t.index), key=lambda t: t.score or 0.0, default=None)
 
+    def stopped_pick(self) -> Trial | None:
+        """What an optimizer chose to write when a budget stopped it: the latest trial, if its
+        params say `stopped_early` (e.g. a race's leader so far); None otherwise."""
+        latest = max(self.trials.values(), key=lambda t: t.index, default=None)
+        return latest if latest is not None and latest.params.get("stopped_early") else None
+
 
 @dataclass
 class CompileContext:
