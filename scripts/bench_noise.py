@@ -27,7 +27,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_quality import KEY_ENV, BenchError, read_rows, spec_text
+ROOT = Path(__file__).resolve().parent.parent
+for _path in (ROOT, ROOT / "scripts"):  # promptc, and bench_quality beside this file
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from bench_quality import KEY_ENV, BenchError, read_rows, spec_text  # noqa: E402
 
 EXPECTED_RANGE_OF_THREE = 1.6926  # E[max - min] of three standard normal draws
 
@@ -41,6 +46,28 @@ def shuffled_state(state: dict[str, Any], order: int) -> dict[str, Any]:
             random.Random(f"{order}-{name}").shuffle(demos)
         out[name] = predictor.model_copy(update={"demos": demos})
     return out
+
+
+def order_scores(args: argparse.Namespace, train: list[dict[str, Any]], dev: list[dict[str, Any]],
+                 test: list[dict[str, Any]]) -> list[float]:
+    """Compile once, then the held-out accuracy of the compiled program in `args.orders` demo orders."""
+    import promptc
+
+    scores = []
+    with tempfile.TemporaryDirectory(prefix="bench-noise-") as tmp:
+        spec = Path(tmp) / "gsm.yaml"
+        spec.write_text(spec_text(args.url, args.model), encoding="utf-8")
+        with promptc.load_program(spec, cache_dir=Path(tmp) / "cache", concurrency=args.concurrency) as loaded:
+            compiled = promptc.compile(loaded, train, dev, optimizer=args.optimizer, seed=args.seed,
+                                       concurrency=args.concurrency).program
+            base = compiled.program
+            for order in range(args.orders):
+                compiled.program = base.with_state(shuffled_state(base.state(), order))
+                records = promptc.evaluate(compiled, test, concurrency=args.concurrency).records
+                scores.append(sum(r.score or 0.0 for r in records) / len(records))
+                print(f"order {order}: held-out {scores[-1]:.3f}", flush=True)
+            compiled.program = base
+    return scores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-n", type=int, default=300)
     p.add_argument("--concurrency", type=int, default=16)
     args = p.parse_args(argv)
+    if args.orders < 1:
+        p.error("--orders must be at least 1")
     try:
         train, dev = read_rows(args.data, "train", args.train_n), read_rows(args.data, "dev", args.dev_n)
         test = read_rows(args.data, "test", args.test_n)
@@ -65,21 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     os.environ.setdefault(KEY_ENV, "bench")
-    scores = []
-    with tempfile.TemporaryDirectory(prefix="bench-noise-") as tmp:
-        spec = Path(tmp) / "gsm.yaml"
-        spec.write_text(spec_text(args.url, args.model), encoding="utf-8")
-        with promptc.load_program(spec, cache_dir=Path(tmp) / "cache", concurrency=args.concurrency) as loaded:
-            compiled = promptc.compile(loaded, train, dev, optimizer=args.optimizer, seed=args.seed,
-                                       concurrency=args.concurrency).program
-            base = compiled.program
-            state = base.state()
-            for order in range(args.orders):
-                compiled.program = base.with_state(shuffled_state(state, order))
-                records = promptc.evaluate(compiled, test, concurrency=args.concurrency).records
-                scores.append(sum(r.score or 0.0 for r in records) / len(records))
-                print(f"order {order}: held-out {scores[-1]:.3f}", flush=True)
-            compiled.program = base
+    try:
+        scores = order_scores(args, train, dev, test)
+    except promptc.PromptcError as exc:  # a dead URL, a bad setting: one line and promptc's exit code
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
     print(json.dumps({"optimizer": args.optimizer, "seed": args.seed, "orders": len(scores),
                       "mean": round(statistics.mean(scores), 4), "min": round(min(scores), 4),
