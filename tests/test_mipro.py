@@ -239,6 +239,8 @@ def test_presets_set_sizes_and_explicit_settings_override() -> None:
     ctx = make_ctx()  # 30 dev examples
     light = MIPRO().plan(ctx)
     assert (light.num_candidates, light.num_trials, light.minibatch_size) == (6, 12, 30)  # capped at len(dev)
+    assert light.val_size == 30 and PRESETS["light"].val_size == 300  # capped at len(dev) too
+    assert MIPRO(val_size=12).plan(ctx).minibatch_size == 12  # the minibatch never exceeds the validation rows
     heavy = MIPRO(auto="heavy").plan(ctx)
     assert (heavy.num_candidates, heavy.num_trials) == (PRESETS["heavy"].num_candidates, 50)
     assert heavy.minibatch_size == 30  # capped at len(dev)
@@ -280,6 +282,22 @@ def test_resume_skips_finished_trials_and_matches_an_uninterrupted_run(tmp_path:
 
     assert summary(resumed_ctx.log) == summary(full_ctx.log)
     assert isinstance(resumed, Program)
+
+
+def test_val_size_puts_every_trial_on_one_seeded_sample_of_dev(tmp_path: Path) -> None:
+    log = TrialLog(tmp_path / "trials.jsonl")
+    ctx = make_ctx(log)  # 30 dev examples
+    asyncio.run(MIPRO(**{**SMALL, "val_size": 16}).compile(ctx))
+    assert len(ctx.devset) == 30  # the caller's context is left alone
+    trials = sorted(log.trials.values(), key=lambda t: t.index)
+    full = [t for t in trials if t.full_eval]
+    assert [t.kind for t in full] == ["zero_shot", "mipro_full", "mipro_full"]
+    assert all(t.n == 16 for t in full) and all(t.n == 10 for t in trials if not t.full_eval)
+    assert "on all 16 validation rows" in full[-1].description
+    rows = random.Random("mipro-val-0").sample(ctx.devset, 16)
+    for trial in full:  # each full evaluation is the program's score on exactly those rows
+        assert trial.score == asyncio.run(ctx.score(ctx.program.with_state(trial.state), rows))[0]
+    assert MIPRO(**{**SMALL, "val_size": 16}).planned_calls(ctx) < MIPRO(**SMALL).planned_calls(ctx)
 
 
 def test_trials_are_scored_on_the_same_dev_rows() -> None:
