@@ -230,14 +230,15 @@ def _run(setup: _Setup, out: Path | None, resume: bool, events: CompileEvents) -
     stopped = None
     try:
         best_program = asyncio.run(_search(setup.optimizer, ctx, events))
+        best = ctx.log.best()
     except BudgetExhausted as exc:
         # The optimizer's own pick if it logged one, else the best scored trial so far.
-        best_trial = ctx.log.stopped_pick() or ctx.log.best()
-        if best_trial is None:
+        best = ctx.log.stopped_pick() or ctx.log.best()
+        if best is None:
             raise BudgetExhausted(f"{exc} before any candidate was scored; nothing to write") from None
         stopped = str(exc)
-        best_program = ctx.program.with_state(best_trial.state)
-    return _result(setup, best_program, out, resumed, stopped)
+        best_program = ctx.program.with_state(best.state)
+    return _result(setup, best_program, best, out, resumed, stopped)
 
 
 async def _search(opt: Optimizer, ctx: CompileContext, events: CompileEvents) -> Any:
@@ -249,14 +250,13 @@ async def _search(opt: Optimizer, ctx: CompileContext, events: CompileEvents) ->
         await ctx.program.aclose()  # this loop's connections; the runtime stays open
 
 
-def _result(setup: _Setup, best_program: Any, out: Path | None, resumed: set[int],
+def _result(setup: _Setup, best_program: Any, best: Trial | None, out: Path | None, resumed: set[int],
             stopped: str | None) -> CompileResult:
     from promptc.artifacts.program_file import ProgramArtifact
     from promptc.jobs.compile_setup import overhead, provenance
     from promptc.jobs.metrics import metric_configs
 
     ctx, source = setup.ctx, setup.source
-    best = (ctx.log.stopped_pick() if stopped else None) or ctx.log.best()
     trials = sorted(ctx.log.trials.values(), key=lambda t: t.index)
     spec = source.spec
     artifact = ProgramArtifact.from_program(

@@ -102,7 +102,7 @@ class BootstrapFewShot:
         if race_trials and runs > s.max_bootstrapped_demos:
             boot, index, stopped = await _raced(ctx, boot, s.max_bootstrapped_demos, s.race_rows)
         raced = f" (raced from {runs} runs)" if index else ""
-        if s.score_dev and not stopped:  # after the race: a stop in it must not leave zero-shot the best
+        if s.score_dev and not stopped:  # after the race, so a tight budget goes to the race first
             await ctx.trial(index, "zero_shot", ready(ctx.program), description="the spec as written")
             index += 1
         ctx.traces.extend(boot.traces)
